@@ -1,0 +1,196 @@
+"""The /graphql endpoint: Strawberry's ASGI view with our context, auth and the
+GraphQL-over-HTTP rules (https://graphql.github.io/graphql-over-http/draft/).
+
+- GET runs queries, POST queries and mutations; a mutation over GET is a 405,
+  a subscription over HTTP a 400 (they run over graphql-transport-ws).
+- `Accept: application/graphql-response+json` gets that media type and the
+  spec's status codes: 200 when the response has `data`, 400 for a request
+  error (parse, validation, limits, variables), 401 for UNAUTHENTICATED,
+  500 for INTERNAL. `application/json` (also for `*/*` or no Accept header)
+  keeps 200 for every well-formed request, as the spec's legacy rules say.
+- Requests that are not GraphQL-over-HTTP at all (bad JSON, no query, a body
+  over `MAX_REQUEST_BYTES`, a bad token) get a 4xx with a GraphQL-shaped body:
+  `{"errors": [{"message": ..., "extensions": {"code": ...}}]}`.
+- A browser asking for text/html gets GraphiQL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.schema.base import BaseSchema
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UNSET, UnsetType
+
+from okrgraph.domain.auth.tokens import Principal, authenticate
+from okrgraph.domain.config import Settings
+from okrgraph.schema import schema as okr_schema
+from okrgraph.schema.context import Context
+from okrgraph.schema.errors import INTERNAL_MESSAGE, error_body
+from okrgraph.schema.limits import MAX_REQUEST_BYTES
+
+log = logging.getLogger(__name__)
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    405: "METHOD_NOT_ALLOWED",
+    413: "REQUEST_TOO_LARGE",
+    500: "INTERNAL",
+}
+STATUS_BY_CODE = {"UNAUTHENTICATED": 401, "INTERNAL": 500}
+HEADERS_BY_STATUS = {
+    401: {"WWW-Authenticate": 'Bearer realm="okrgraph"'},
+    405: {"Allow": "POST"},
+}
+
+
+def bearer(headers: Any) -> str | None:
+    value = headers.get("authorization") or ""
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def negotiate(accept: str | None) -> str:
+    """application/graphql-response+json when the client prefers it; else JSON,
+    also for `*/*` and a missing Accept header (the spec's legacy default)."""
+    graphql_q = json_q = 0.0
+    for part in (accept or "").split(","):
+        media, *params = (p.strip().lower() for p in part.split(";"))
+        try:
+            q = float(next((p[2:] for p in params if p.startswith("q=")), "1"))
+        except ValueError:
+            continue
+        if media == GRAPHQL_RESPONSE:
+            graphql_q = max(graphql_q, q)
+        elif media in (JSON, "application/*", "*/*"):
+            json_q = max(json_q, q)
+    return GRAPHQL_RESPONSE if graphql_q > 0 and graphql_q >= json_q else JSON
+
+
+def json_response(body: Any, status: int, media_type: str) -> Response:
+    headers = HEADERS_BY_STATUS.get(status, {})
+    content = json.dumps(body, separators=(",", ":"))
+    return Response(content, status, headers, f"{media_type}; charset=utf-8")
+
+
+async def read_body(request: Request) -> None:
+    """Reads the body once, refusing it past MAX_REQUEST_BYTES (413)."""
+    too_large = HTTPException(413, f"The request body is over {MAX_REQUEST_BYTES:,} bytes.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_REQUEST_BYTES:
+            raise too_large
+    request._body = bytes(body)  # what Request.body() returns from now on
+
+
+class OkrGraphQL(GraphQL[Context, None]):
+    def __init__(self, cfg: Settings, schema: BaseSchema = okr_schema) -> None:
+        super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)
+        self.cfg = cfg
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        request = Request(scope, receive)
+        media_type = negotiate(request.headers.get("accept"))
+        try:
+            await read_body(request)
+            response = await self.run(request)
+        except HTTPException as exc:
+            status, reason = exc.status_code, exc.reason
+            if isinstance(cause := exc.__cause__, InvalidOperationTypeError):
+                if cause.operation_type == OperationType.MUTATION:
+                    status = 405  # the spec: a mutation over GET is "Method Not Allowed"
+                else:
+                    reason = "Subscriptions run over WebSocket (graphql-transport-ws) at /graphql."
+            code = HTTP_CODES.get(status, "BAD_REQUEST")
+            response = json_response(error_body(reason, code), status, media_type)
+        except Exception:
+            log.exception("unhandled error in /graphql")
+            response = json_response(error_body(INTERNAL_MESSAGE, "INTERNAL"), 500, media_type)
+        await response(scope, receive, send)
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        app = request.app
+        principal: Principal | None = None
+        token = bearer(request.headers)
+        if token is None and isinstance(request, WebSocket):
+            token = None  # graphql-transport-ws sends it in connection_init (issue 3)
+        if token is not None:
+            principal = await authenticate(app.state.sessionmaker, token)
+            if principal is None:
+                raise HTTPException(401, "Invalid, expired or revoked API token.")
+        return Context(
+            request=request,
+            sessionmaker=app.state.sessionmaker,
+            principal=principal,
+            queue=app.state.queue,
+        )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """graphql-transport-ws: the token comes in connection_init's payload
+        (`{"Authorization": "Bearer okr_..."}`) when not in the upgrade headers."""
+        if context.principal is not None:
+            return UNSET
+        params = context.connection_params or {}
+        header = params.get("Authorization") or params.get("authorization") or ""
+        token = bearer({"authorization": str(header)})
+        principal = await authenticate(context.sessionmaker, token) if token else None
+        if principal is None:
+            raise ConnectionRejectionError({"message": "A valid API token is required."})
+        context.principal = principal
+        return UNSET
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = negotiate(request.headers.get("accept"))
+        request.state.sub_response = sub_response
+        return sub_response
+
+    async def process_result(
+        self, request: Request | WebSocket, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        body = process_result(result)
+        errors = result.errors or []
+        request_error = result.data is None and not any(e.path for e in errors)
+        if request_error:
+            del body["data"]  # the spec: no `data` when execution never started
+        sub_response: Response = request.state.sub_response
+        if sub_response.media_type == GRAPHQL_RESPONSE and request_error:
+            statuses = {
+                STATUS_BY_CODE.get(str((e.extensions or {}).get("code")), 400) for e in errors
+            }
+            client = [s for s in statuses if s < 500]  # a client's mistake explains more
+            sub_response.status_code = max(client) if client else 500
+            sub_response.headers.update(HEADERS_BY_STATUS.get(sub_response.status_code, {}))
+        return body
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        response.headers["content-type"] = f"{sub_response.media_type}; charset=utf-8"
+        return response

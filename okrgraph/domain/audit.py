@@ -1,0 +1,44 @@
+"""The audit log: one entry per change, written by the service that makes it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okrgraph.domain.auth.tokens import Principal
+from okrgraph.domain.models import AuditEntry
+
+
+def record_audit(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    subject_type: str,
+    subject_id: uuid.UUID | None,
+    changes: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditEntry(
+            org_id=principal.org_id,
+            actor_person_id=principal.person_id,
+            actor_token_id=principal.token_id,
+            action=action,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            changes=_jsonable(changes or {}),
+        )
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if hasattr(value, "value"):  # enums
+        return value.value
+    return str(value)

@@ -1,0 +1,115 @@
+"""API tokens: `okr_<random>` secrets, stored as SHA-256, resolved to a Principal."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from okrgraph.domain.db import tenant_session
+from okrgraph.domain.models import ApiToken
+from okrgraph.domain.models.enums import OrgRole
+
+TOKEN_PREFIX = "okr_"
+SCOPES = ("read", "write", "admin")
+# `last_used_at` is refreshed at most this often, not on every request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a person (with their org role) or an integration."""
+
+    org_id: uuid.UUID
+    token_id: uuid.UUID
+    scopes: frozenset[str]
+    person_id: uuid.UUID | None = None
+    org_role: OrgRole | None = None
+    integration_name: str | None = None
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.scopes and (self.person_id is None or self.org_role is OrgRole.ADMIN)
+
+
+def new_secret() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_token(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    *,
+    name: str,
+    scopes: list[str],
+    person_id: uuid.UUID | None = None,
+    integration_name: str | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token; the secret is returned once and never stored."""
+    unknown = set(scopes) - set(SCOPES)
+    if unknown or not scopes:
+        raise ValueError(f"scopes must be some of {', '.join(SCOPES)}")
+    secret = new_secret()
+    token = ApiToken(
+        org_id=org_id,
+        name=name,
+        token_hash=hash_secret(secret),
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        scopes=sorted(set(scopes)),
+        person_id=person_id,
+        integration_name=integration_name,
+        expires_at=expires_at,
+    )
+    session.add(token)
+    await session.flush()
+    return token, secret
+
+
+async def authenticate(
+    sessionmaker: async_sessionmaker[AsyncSession], secret: str
+) -> Principal | None:
+    """The principal for a bearer secret, or None for unknown, revoked or expired
+    (one round trip; `last_used_at` is refreshed at most once a minute)."""
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        return None
+    async with sessionmaker() as session:
+        row = (
+            await session.execute(
+                text("SELECT * FROM okr_authenticate(:h)"), {"h": hash_secret(secret)}
+            )
+        ).first()
+    if row is None:
+        return None
+    now = datetime.now(UTC)
+    if row.revoked_at is not None or row.person_archived_at is not None:
+        return None
+    if row.person_id is not None and row.org_role is None:
+        return None  # the person is gone
+    if row.expires_at is not None and row.expires_at <= now:
+        return None
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        async with tenant_session(sessionmaker, row.org_id) as session:
+            await session.execute(
+                update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now)
+            )
+    return Principal(
+        org_id=row.org_id,
+        token_id=row.token_id,
+        scopes=frozenset(row.scopes),
+        person_id=row.person_id,
+        org_role=OrgRole(row.org_role) if row.org_role else None,
+        integration_name=row.integration_name,
+    )

@@ -1,0 +1,37 @@
+"""Configuration from the environment: one `settings` object, `OKR_` prefix."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OKR_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OKR_DATABASE_URL", "DATABASE_URL"),
+        description="PostgreSQL URL of a role that owns the schema (runs migrations).",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OKR_REDIS_URL", "REDIS_URL"),
+        description="Redis URL for the arq queue and pub/sub.",
+    )
+    app_role: str = Field(
+        default="okr_app",
+        description=(
+            "Role the API and worker act as (a connection startup parameter), so that "
+            "row-level security applies. Empty when DATABASE_URL already logs in as a "
+            "role that neither owns the tables nor bypasses RLS."
+        ),
+    )
+    dev: bool = Field(default=False, description="Dev mode: GraphiQL hints, field suggestions.")
+    statement_timeout_ms: int = Field(default=5000, description="Per-statement timeout.")
+    db_pool_size: int = 10
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+settings = Settings()

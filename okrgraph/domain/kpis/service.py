@@ -1,0 +1,217 @@
+"""Writes on KPIs: idempotent bulk ingestion of measurements, latest value and health,
+and moving the latest value into the key results that follow a KPI."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okrgraph.domain import scoring
+from okrgraph.domain.errors import Conflict, NotFound, ValidationFailed
+from okrgraph.domain.models import AuditEntry, Kpi
+from okrgraph.domain.models.enums import Direction, Health
+from okrgraph.domain.outbox.service import KPI_MEASURED, emit, recalc_payload
+
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_BATCH = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class MeasurementInput:
+    value: float
+    measured_at: datetime
+    source: str = "manual"
+    external_id: str | None = None  # with `source`, makes a re-sent point a duplicate
+
+
+async def record_kpi_measurements(
+    session: AsyncSession,
+    *,
+    org_id: uuid.UUID,
+    kpi_id: uuid.UUID,
+    items: Sequence[MeasurementInput],
+    actor_person_id: uuid.UUID | None = None,
+    actor_token_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> tuple[int, int]:
+    """Insert measurements in one statement; returns (inserted, duplicates).
+
+    Idempotent by (kpi, source, external_id): a point sent again is counted as
+    a duplicate and changes nothing. Points without external_id are always new.
+    """
+    now = now or datetime.now(UTC)
+    if len(items) > MAX_BATCH:
+        raise ValidationFailed("input.items", f"at most {MAX_BATCH} measurements per call")
+    for i, item in enumerate(items):
+        if not math.isfinite(item.value):
+            raise ValidationFailed(f"input.items.{i}.value", "value must be a finite number")
+        if item.measured_at.tzinfo is None:
+            raise ValidationFailed(f"input.items.{i}.measuredAt", "measuredAt needs a time zone")
+        if item.measured_at > now + CLOCK_SKEW:
+            raise ValidationFailed(f"input.items.{i}.measuredAt", "measuredAt lies in the future")
+        if not item.source or len(item.source) > 100:
+            raise ValidationFailed(f"input.items.{i}.source", "source must be 1 to 100 characters")
+        if item.external_id is not None and len(item.external_id) > 200:
+            raise ValidationFailed(
+                f"input.items.{i}.externalId", "externalId is at most 200 characters"
+            )
+    kpi = await session.scalar(
+        select(Kpi).where(Kpi.org_id == org_id, Kpi.id == kpi_id).with_for_update()
+    )
+    if kpi is None:
+        raise NotFound("KPI", kpi_id)
+    if kpi.archived_at is not None:
+        raise Conflict("the KPI is archived")
+    if not items:
+        return 0, 0
+
+    inserted = len(
+        (
+            await session.execute(
+                text(
+                    """
+                    INSERT INTO kpi_measurements
+                        (org_id, id, kpi_id, value, measured_at, source, external_id, recorded_at)
+                    SELECT CAST(:org AS uuid), gen_random_uuid(), CAST(:kpi AS uuid),
+                           v, at, src, ext, :now
+                    FROM unnest(CAST(:values AS float8[]), CAST(:ats AS timestamptz[]),
+                                CAST(:sources AS text[]), CAST(:exts AS text[]))
+                         AS m(v, at, src, ext)
+                    ON CONFLICT (org_id, kpi_id, source, external_id) DO NOTHING
+                    RETURNING id
+                    """
+                ),
+                {
+                    "org": org_id,
+                    "kpi": kpi_id,
+                    "now": now,
+                    "values": [i.value for i in items],
+                    "ats": [i.measured_at for i in items],
+                    "sources": [i.source for i in items],
+                    "exts": [i.external_id for i in items],
+                },
+            )
+        ).all()
+    )
+    duplicates = len(items) - inserted
+    if inserted:
+        await refresh_kpis(session, org_id, [kpi_id])
+        session.add(
+            AuditEntry(
+                org_id=org_id,
+                id=uuid.uuid4(),
+                actor_person_id=actor_person_id,
+                actor_token_id=actor_token_id,
+                action=KPI_MEASURED,
+                subject_type="KPI",
+                subject_id=kpi_id,
+                changes={"inserted": inserted, "duplicates": duplicates},
+                created_at=now,
+            )
+        )
+        await emit(
+            session,
+            org_id=org_id,
+            type=KPI_MEASURED,
+            subject_type="KPI",
+            subject_id=kpi_id,
+            payload={
+                "kpi_id": str(kpi_id),
+                "inserted": inserted,
+                "recalc": recalc_payload(kpi_ids=[kpi_id]),
+            },
+            now=now,
+        )
+    await session.flush()
+    return inserted, duplicates
+
+
+async def refresh_kpis(
+    session: AsyncSession, org_id: uuid.UUID, kpi_ids: Collection[uuid.UUID] | None
+) -> None:
+    """Latest value (by measured_at) and health of the given KPIs (None: all of the org)."""
+    rows = (
+        await session.execute(
+            text(
+                """
+                SELECT k.id, k.direction, k.warning_threshold, k.critical_threshold,
+                       k.health, k.latest_value, k.latest_at, m.value, m.measured_at
+                FROM kpis k
+                LEFT JOIN LATERAL (
+                    SELECT value, measured_at FROM kpi_measurements m
+                    WHERE m.org_id = k.org_id AND m.kpi_id = k.id
+                    ORDER BY measured_at DESC, recorded_at DESC, id DESC LIMIT 1
+                ) m ON true
+                WHERE k.org_id = CAST(:org AS uuid)
+                  AND (CAST(:all AS boolean) OR k.id = ANY(CAST(:ids AS uuid[])))
+                """
+            ),
+            {"org": org_id, "all": kpi_ids is None, "ids": list(kpi_ids or [])},
+        )
+    ).all()
+    ids, values, ats, healths = [], [], [], []
+    for r in rows:
+        health = scoring.kpi_health(
+            Direction(r.direction), r.value, r.warning_threshold, r.critical_threshold
+        )
+        if (r.latest_value, r.latest_at, Health(r.health)) != (r.value, r.measured_at, health):
+            ids.append(r.id)
+            values.append(r.value)
+            ats.append(r.measured_at)
+            healths.append(health.value)
+    if not ids:
+        return
+    await session.execute(
+        text(
+            """
+            UPDATE kpis k SET latest_value = u.v, latest_at = u.at, health = u.h
+            FROM unnest(CAST(:ids AS uuid[]), CAST(:values AS float8[]),
+                        CAST(:ats AS timestamptz[]), CAST(:healths AS text[])) AS u(id, v, at, h)
+            WHERE k.org_id = CAST(:org AS uuid) AND k.id = u.id
+            """
+        ),
+        {"org": org_id, "ids": ids, "values": values, "ats": ats, "healths": healths},
+    )
+
+
+async def sync_kpi_key_results(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    kpi_ids: Collection[uuid.UUID] | None,
+    closed_cycle_ids: Collection[uuid.UUID] = (),
+) -> list[uuid.UUID]:
+    """KRs driven by a KPI take its latest value as current; returns the KRs that changed.
+
+    Frozen key results (final score set, or in a closed cycle) are left alone.
+    """
+    rows = await session.execute(
+        text(
+            """
+            UPDATE key_results k SET current_value = kp.latest_value
+            FROM kpi_links l
+            JOIN kpis kp ON kp.org_id = l.org_id AND kp.id = l.kpi_id
+            JOIN key_results k2 ON k2.org_id = l.org_id AND k2.id = l.key_result_id
+            JOIN objectives o ON o.org_id = k2.org_id AND o.id = k2.objective_id
+            WHERE l.org_id = CAST(:org AS uuid) AND l.key_result_id IS NOT NULL
+              AND (CAST(:all AS boolean) OR l.kpi_id = ANY(CAST(:ids AS uuid[])))
+              AND k.org_id = l.org_id AND k.id = l.key_result_id
+              AND k.progress_driver = 'KPI' AND k.final_score IS NULL
+              AND o.cycle_id <> ALL(CAST(:closed AS uuid[]))
+              AND k.current_value IS DISTINCT FROM kp.latest_value
+            RETURNING k.id
+            """
+        ),
+        {
+            "org": org_id,
+            "all": kpi_ids is None,
+            "ids": list(kpi_ids or []),
+            "closed": list(closed_cycle_ids),
+        },
+    )
+    return [r[0] for r in rows]

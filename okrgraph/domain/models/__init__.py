@@ -1,0 +1,40 @@
+"""All models, imported so that `Base.metadata` is complete."""
+
+from okrgraph.domain.models.auth import ApiToken, IdempotencyKey
+from okrgraph.domain.models.base import Base
+from okrgraph.domain.models.cycle import Cycle
+from okrgraph.domain.models.events import AuditEntry, OutboxEvent, ScoreHistory
+from okrgraph.domain.models.key_result import CheckIn, Initiative, KeyResult, TargetRevision
+from okrgraph.domain.models.kpi import Kpi, KpiLink, KpiMeasurement
+from okrgraph.domain.models.notification import Notification, NotificationPreference
+from okrgraph.domain.models.objective import Alignment, Objective, Reflection
+from okrgraph.domain.models.organization import Membership, Organization, Person, Team
+from okrgraph.domain.models.webhook import WebhookDelivery, WebhookEndpoint
+
+__all__ = [
+    "Alignment",
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "CheckIn",
+    "Cycle",
+    "IdempotencyKey",
+    "Initiative",
+    "KeyResult",
+    "Kpi",
+    "KpiLink",
+    "KpiMeasurement",
+    "Membership",
+    "Notification",
+    "NotificationPreference",
+    "Objective",
+    "Organization",
+    "OutboxEvent",
+    "Person",
+    "Reflection",
+    "ScoreHistory",
+    "TargetRevision",
+    "Team",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+]

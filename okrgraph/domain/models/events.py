@@ -1,0 +1,74 @@
+"""The transactional outbox, the audit log and the score history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Index, String, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from okrgraph.domain.models.base import Base, TenantMixin, enum_column, tenant_fk
+from okrgraph.domain.models.enums import Status, SubjectType
+
+
+class OutboxEvent(TenantMixin, Base):
+    """Written in the same transaction as the change; relayed to the worker after commit."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        Index(
+            "ix_outbox_events_pending",
+            "created_at",
+            postgresql_where=text("processed_at IS NULL"),
+        ),
+        Index(
+            "ix_outbox_events_recalc_pending",
+            "org_id",
+            "created_at",
+            postgresql_where=text("processed_at IS NULL AND payload ? 'recalc'"),
+        ),
+    )
+
+    type: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str | None] = mapped_column(String(32))
+    subject_id: Mapped[uuid.UUID | None]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    processed_at: Mapped[datetime | None]
+
+
+class AuditEntry(TenantMixin, Base):
+    """Who changed what, when: append-only for the app role."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        tenant_fk(["actor_person_id"], "people"),
+        Index(None, "org_id", "subject_id"),
+    )
+
+    actor_person_id: Mapped[uuid.UUID | None]
+    actor_token_id: Mapped[uuid.UUID | None]
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[uuid.UUID | None]
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ScoreHistory(TenantMixin, Base):
+    """A score or progress value as it changed: the source of `asOf` and trends."""
+
+    __tablename__ = "score_history"
+    __table_args__ = (
+        CheckConstraint("value >= 0 AND value <= 1", name="value_in_unit"),
+        Index(None, "org_id", "subject_id", "recorded_at"),
+    )
+
+    subject_type: Mapped[SubjectType] = mapped_column(enum_column(SubjectType, "subject_type"))
+    subject_id: Mapped[uuid.UUID]
+    value: Mapped[float]
+    status: Mapped[Status] = mapped_column(enum_column(Status, "status"))
+    recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())

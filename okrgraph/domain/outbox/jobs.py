@@ -1,0 +1,44 @@
+"""How a committed change asks the worker for a recalculation (arq job name + kwargs).
+
+Bursts coalesce: every request of one organisation within the same window of
+`WINDOW_MS` gets the same `_job_id` and runs at the window's end, so arq
+keeps one job for the whole burst. Because the job starts only after its
+window closed, every change whose enqueue attempt was refused as a duplicate
+was committed before the job claims the pending events: none is missed. A
+job still running when the next window's request arrives does not block it
+(the next window has another id), and a request lost with Redis is found
+by the relay sweep, which enqueues through the same function.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+RECALCULATE_SCORES = "recalculate_scores"
+WINDOW_MS = 50
+
+
+def recalculation_job(
+    org_id: uuid.UUID | str, *, now_ms: int | None = None
+) -> tuple[str, dict[str, Any]]:
+    """(`recalculate_scores`, kwargs) for `ArqRedis.enqueue_job(name, **kwargs)`."""
+    at = int(time.time() * 1000) if now_ms is None else now_ms
+    window = at // WINDOW_MS
+    run_at = datetime.fromtimestamp((window + 1) * WINDOW_MS / 1000, tz=UTC)
+    return RECALCULATE_SCORES, {
+        "org_id": str(org_id),
+        "_job_id": f"recalc:{org_id}:{window}",
+        "_defer_until": run_at,
+    }
+
+
+FULL_RECALCULATION = "full_recalculation"
+
+
+def full_recalculation_job(org_id: uuid.UUID | str, *, period_s: int) -> tuple[str, dict[str, Any]]:
+    """One full recalculation per organisation and period, whoever asks."""
+    period = int(time.time()) // period_s
+    return FULL_RECALCULATION, {"org_id": str(org_id), "_job_id": f"full:{org_id}:{period}"}

@@ -1,0 +1,341 @@
+"""The score roll-up (DESIGN.md sections 3 and 4), set-based, bottom-up.
+
+`recalculate` takes what changed (key results and/or objectives), finds every
+ancestor through key results -> objectives -> contributing alignments (one
+recursive CTE), and recomputes level by level with one UPDATE per level and
+kind, never a statement per row. Only values that changed are written, each
+with a score_history row and a `score.changed` outbox event. Frozen items
+(final score set, or cycle CLOSED) never change; a frozen child counts with
+its final score. `full_recalculation` runs the same statements over every
+node of the organisation, after re-deriving current values from the logs.
+Callers run inside one tenant-scoped transaction; nothing here commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okrgraph.domain.kpis.service import refresh_kpis, sync_kpi_key_results
+from okrgraph.domain.outbox.service import SCORE_CHANGED, claim_recalc_events, mark_processed
+from okrgraph.domain.scores import sql
+from okrgraph.domain.scores.queries import CyclePace, all_levels, cycle_pace, levels_above
+
+EVENT_BATCH = 5_000
+FULL_PASS_TIMEOUT_S = 280  # under the worker's job_timeout (300 s)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreChange:
+    subject_type: str  # KEY_RESULT | OBJECTIVE
+    subject_id: uuid.UUID
+    value: float
+    status: str
+    previous_value: float
+    previous_status: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "subjectType": self.subject_type,
+            "id": str(self.subject_id),
+            "value": self.value,
+            "status": self.status,
+            "previousValue": self.previous_value,
+            "previousStatus": self.previous_status,
+        }
+
+
+@dataclass
+class RecalcResult:
+    changes: list[ScoreChange] = field(default_factory=list)
+    nodes: int = 0  # key results and objectives recomputed
+    events: int = 0  # outbox events consumed
+    busy: bool = False  # another roll-up of the organisation held the lock: nothing done
+    through: datetime | None = None  # the newest event consumed (its created_at)
+
+
+_PACE = """
+pace AS (
+    SELECT * FROM unnest(CAST(:cycle_ids AS uuid[]), CAST(:expected AS float8[]),
+                         CAST(:closed AS boolean[])) AS p(cycle_id, expected, closed)
+)"""
+
+# Write the changed rows' history and events; return them.
+_RECORD = """
+hist AS (
+    INSERT INTO score_history (org_id, id, subject_type, subject_id, value, status, recorded_at)
+    SELECT CAST(:org AS uuid), gen_random_uuid(), '{kind}', id, value, status,
+           CAST(:now AS timestamptz)
+    FROM upd
+),
+ev AS (
+    INSERT INTO outbox_events (org_id, id, type, subject_type, subject_id, payload, created_at)
+    SELECT CAST(:org AS uuid), gen_random_uuid(), '{event}', '{kind}', id,
+           jsonb_build_object('value', value, 'status', status,
+                              'previous_value', old_value, 'previous_status', old_status),
+           CAST(:now AS timestamptz)
+    FROM upd
+)
+SELECT id, value, status, old_value, old_status FROM upd
+"""
+
+_KEY_RESULTS = f"""
+WITH {_PACE},
+t AS (SELECT DISTINCT x AS id FROM unnest(CAST(:ids AS uuid[])) x),
+child AS (
+    SELECT a.parent_key_result_id AS id,
+           {sql.weighted_mean("a.weight", "coalesce(c.final_score, c.progress)")} AS value
+    FROM t
+    JOIN alignments a ON a.org_id = CAST(:org AS uuid) AND a.parent_key_result_id = t.id
+    JOIN objectives c ON c.org_id = a.org_id AND c.id = a.child_objective_id
+    WHERE a.contributes AND c.state <> 'CANCELLED'
+    GROUP BY a.parent_key_result_id
+),
+calc AS (
+    SELECT k.id, s.value, {sql.pace_status("s.value", "p.expected", "k.stretch", "k.confidence")}
+           AS status, k.score AS old_value, k.status AS old_status
+    FROM t
+    JOIN key_results k ON k.org_id = CAST(:org AS uuid) AND k.id = t.id
+    JOIN objectives o ON o.org_id = k.org_id AND o.id = k.objective_id
+    JOIN pace p ON p.cycle_id = o.cycle_id
+    LEFT JOIN child ON child.id = k.id
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN k.progress_driver = 'CHILDREN' THEN coalesce(child.value, 0)
+                    ELSE {sql.key_result_score("k")} END AS value
+    ) s
+    WHERE k.final_score IS NULL AND NOT p.closed
+),
+upd AS (
+    UPDATE key_results k SET score = calc.value, status = calc.status,
+                             score_updated_at = CAST(:now AS timestamptz)
+    FROM calc
+    WHERE k.org_id = CAST(:org AS uuid) AND k.id = calc.id
+      AND (abs(calc.value - calc.old_value) > {sql.SAME_SCORE!r} OR calc.status <> calc.old_status)
+    RETURNING k.id, calc.value, calc.status, calc.old_value, calc.old_status
+),
+{_RECORD.format(kind="KEY_RESULT", event=SCORE_CHANGED)}
+"""
+
+_OBJECTIVES = f"""
+WITH {_PACE},
+t AS (SELECT DISTINCT x AS id FROM unnest(CAST(:ids AS uuid[])) x),
+terms AS (
+    SELECT k.objective_id AS oid, 'K' AS src, k.weight AS w,
+           coalesce(k.final_score, k.score) AS v
+    FROM t JOIN key_results k ON k.org_id = CAST(:org AS uuid) AND k.objective_id = t.id
+    WHERE k.state <> 'CANCELLED'
+    UNION ALL
+    SELECT a.parent_objective_id, 'C', a.weight, coalesce(c.final_score, c.progress)
+    FROM t
+    JOIN alignments a ON a.org_id = CAST(:org AS uuid) AND a.parent_objective_id = t.id
+    JOIN objectives c ON c.org_id = a.org_id AND c.id = a.child_objective_id
+    WHERE a.contributes AND c.state <> 'CANCELLED'
+),
+agg AS (
+    SELECT o.id, {sql.weighted_mean("terms.w", "terms.v")} AS value
+    FROM t
+    JOIN objectives o ON o.org_id = CAST(:org AS uuid) AND o.id = t.id
+    LEFT JOIN terms ON terms.oid = o.id
+         AND ((terms.src = 'K' AND o.progress_driver <> 'CHILDREN')
+              OR (terms.src = 'C' AND o.progress_driver <> 'KEY_RESULTS'))
+    GROUP BY o.id
+),
+calc AS (
+    SELECT o.id, agg.value, {sql.pace_status("agg.value", "p.expected")} AS status,
+           o.progress AS old_value, o.status AS old_status
+    FROM agg
+    JOIN objectives o ON o.org_id = CAST(:org AS uuid) AND o.id = agg.id
+    JOIN pace p ON p.cycle_id = o.cycle_id
+    WHERE o.final_score IS NULL AND NOT p.closed
+),
+upd AS (
+    UPDATE objectives o SET progress = calc.value, status = calc.status,
+                            score_updated_at = CAST(:now AS timestamptz)
+    FROM calc
+    WHERE o.org_id = CAST(:org AS uuid) AND o.id = calc.id
+      AND (abs(calc.value - calc.old_value) > {sql.SAME_SCORE!r} OR calc.status <> calc.old_status)
+    RETURNING o.id, calc.value, calc.status, calc.old_value, calc.old_status
+),
+{_RECORD.format(kind="OBJECTIVE", event=SCORE_CHANGED)}
+"""
+
+# Current value, confidence and last check-in of check-in driven KRs, from the log.
+_REFRESH_FROM_CHECK_INS = """
+WITH t AS (
+    SELECT k.id FROM key_results k
+    JOIN objectives o ON o.org_id = k.org_id AND o.id = k.objective_id
+    WHERE k.org_id = CAST(:org AS uuid) AND k.progress_driver = 'CHECK_INS'
+      AND k.final_score IS NULL AND o.cycle_id <> ALL(CAST(:closed AS uuid[]))
+      AND (CAST(:all AS boolean) OR k.id = ANY(CAST(:ids AS uuid[])))
+),
+latest AS (
+    SELECT DISTINCT ON (c.key_result_id) c.key_result_id AS id, c.value, c.confidence
+    FROM t JOIN check_ins c ON c.org_id = CAST(:org AS uuid) AND c.key_result_id = t.id
+    WHERE NOT EXISTS (SELECT 1 FROM check_ins s
+                      WHERE s.org_id = c.org_id AND s.supersedes_id = c.id)
+    ORDER BY c.key_result_id, c.effective_at DESC, c.recorded_at DESC, c.id DESC
+),
+last AS (
+    SELECT c.key_result_id AS id, max(c.recorded_at) AS at
+    FROM t JOIN check_ins c ON c.org_id = CAST(:org AS uuid) AND c.key_result_id = t.id
+    GROUP BY c.key_result_id
+)
+UPDATE key_results k
+SET current_value = latest.value, confidence = latest.confidence, last_check_in_at = last.at
+FROM latest JOIN last ON last.id = latest.id
+WHERE k.org_id = CAST(:org AS uuid) AND k.id = latest.id
+  AND (k.current_value IS DISTINCT FROM latest.value
+       OR k.confidence IS DISTINCT FROM latest.confidence
+       OR k.last_check_in_at IS DISTINCT FROM last.at)
+"""
+
+
+async def recalculate(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    *,
+    key_result_ids: Collection[uuid.UUID] = (),
+    objective_ids: Collection[uuid.UUID] = (),
+    now: datetime | None = None,
+    pace: CyclePace | None = None,
+) -> RecalcResult:
+    """Recompute the given nodes and every ancestor, bottom-up."""
+    now = now or datetime.now(UTC)
+    if not key_result_ids and not objective_ids:
+        return RecalcResult()
+    levels = await levels_above(session, org_id, key_result_ids, objective_ids)
+    return await _roll_up(session, org_id, levels.levels, now, pace)
+
+
+async def full_recalculation(
+    session: AsyncSession, org_id: uuid.UUID, *, now: datetime | None = None
+) -> RecalcResult:
+    """Everything of the organisation, from the check-in and measurement logs up."""
+    now = now or datetime.now(UTC)
+    await lock_scores(session, org_id)
+    # A big organisation's pass writes 100k+ rows per statement: more than the
+    # app's per-statement timeout allows; the job's own timeout still bounds it.
+    await session.execute(text(f"SET LOCAL statement_timeout = '{FULL_PASS_TIMEOUT_S}s'"))
+    await session.execute(text("SET LOCAL work_mem = '64MB'"))  # sorts of whole logs
+    pace = await cycle_pace(session, org_id, now)
+    await refresh_key_result_values(session, org_id, None, pace)
+    await refresh_kpis(session, org_id, None)
+    await sync_kpi_key_results(session, org_id, None, pace.closed_ids)
+    levels = await all_levels(session, org_id)
+    return await _roll_up(session, org_id, levels.levels, now, pace)
+
+
+async def sync_kpis(
+    session: AsyncSession, org_id: uuid.UUID, *, now: datetime | None = None
+) -> RecalcResult:
+    """All KPIs' latest values and health, into the KRs that follow them, rolled up."""
+    now = now or datetime.now(UTC)
+    await lock_scores(session, org_id)
+    pace = await cycle_pace(session, org_id, now)
+    await refresh_kpis(session, org_id, None)
+    changed = await sync_kpi_key_results(session, org_id, None, pace.closed_ids)
+    return await recalculate(session, org_id, key_result_ids=changed, now=now, pace=pace)
+
+
+async def lock_scores(session: AsyncSession, org_id: uuid.UUID, *, wait: bool = True) -> bool:
+    """Serialise the organisation's roll-ups until the transaction ends.
+
+    Two roll-ups of one organisation at once could each compute a parent from
+    a snapshot the other is changing; with this lock the second one starts
+    its statements after the first committed, and reads its results. With
+    `wait=False`, returns False instead of waiting when the lock is taken.
+    """
+    # (JIT is off for every app connection, domain/db.py: it cost ~0.8 s a roll-up.)
+    fn = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    got = await session.scalar(
+        text(f"SELECT {fn}(hashtextextended('okr.scores:' || :org, 0))::text"),
+        {"org": str(org_id)},
+    )
+    return wait or got == "true"
+
+
+async def refresh_key_result_values(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    key_result_ids: Collection[uuid.UUID] | None,
+    pace: CyclePace,
+) -> None:
+    """Re-derive current value and confidence of check-in driven KRs from their log."""
+    await session.execute(
+        text(_REFRESH_FROM_CHECK_INS),
+        {
+            "org": org_id,
+            "all": key_result_ids is None,
+            "ids": list(key_result_ids or []),
+            "closed": pace.closed_ids,
+        },
+    )
+
+
+async def process_pending_events(
+    session: AsyncSession, org_id: uuid.UUID, *, now: datetime | None = None, wait: bool = True
+) -> RecalcResult:
+    """Claim the org's pending recalculation events, roll up what they name, mark them.
+
+    Takes the organisation's roll-up lock first (`lock_scores`): two jobs of
+    one organisation take turns. With `wait=False` it returns at once with
+    `busy` set when another transaction holds the lock. Idempotent: a second
+    run finds nothing to do.
+    """
+    now = now or datetime.now(UTC)
+    if not await lock_scores(session, org_id, wait=wait):
+        return RecalcResult(busy=True)
+    claimed = await claim_recalc_events(session, org_id, EVENT_BATCH)
+    if not claimed.event_ids:
+        return RecalcResult()
+    pace = await cycle_pace(session, org_id, now)
+    krs = set(claimed.key_result_ids)
+    if krs:
+        await refresh_key_result_values(session, org_id, krs, pace)
+    if claimed.kpi_ids:
+        await refresh_kpis(session, org_id, claimed.kpi_ids)
+        krs.update(await sync_kpi_key_results(session, org_id, claimed.kpi_ids, pace.closed_ids))
+    result = await recalculate(
+        session, org_id, key_result_ids=krs, objective_ids=claimed.objective_ids, now=now, pace=pace
+    )
+    await mark_processed(session, org_id, claimed.event_ids, now)
+    result.events = len(claimed.event_ids)
+    result.through = claimed.through
+    return result
+
+
+async def _roll_up(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    levels: list[tuple[list[uuid.UUID], list[uuid.UUID]]],
+    now: datetime,
+    pace: CyclePace | None,
+) -> RecalcResult:
+    pace = pace or await cycle_pace(session, org_id, now)
+    base = {
+        "org": org_id,
+        "now": now,
+        "cycle_ids": pace.cycle_ids,
+        "expected": pace.expected,
+        "closed": pace.closed,
+    }
+    result = RecalcResult()
+    for krs, objs in levels:
+        for kind, ids, statement in (
+            ("KEY_RESULT", krs, _KEY_RESULTS),
+            ("OBJECTIVE", objs, _OBJECTIVES),
+        ):
+            if not ids:
+                continue
+            result.nodes += len(ids)
+            rows = await session.execute(text(statement), {**base, "ids": ids})
+            result.changes.extend(
+                ScoreChange(kind, r.id, r.value, r.status, r.old_value, r.old_status) for r in rows
+            )
+    return result

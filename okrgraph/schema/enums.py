@@ -1,0 +1,60 @@
+"""The model's vocabularies as GraphQL enums (registered once, here)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from okrgraph.domain.models.enums import (
+    Cadence,
+    CycleState,
+    Direction,
+    Health,
+    InitiativeStatus,
+    KeyResultDriver,
+    KeyResultKind,
+    KeyResultState,
+    KpiCadence,
+    Level,
+    ObjectiveDriver,
+    ObjectiveState,
+    OrgRole,
+    Outcome,
+    Status,
+    TeamRole,
+)
+
+strawberry.enum(OrgRole, description="A person's role in the organisation.")
+strawberry.enum(TeamRole, description="A person's role in a team.")
+strawberry.enum(Cadence, description="Length of a cycle.")
+strawberry.enum(CycleState, description="PLANNING -> ACTIVE -> GRADING -> CLOSED.")
+strawberry.enum(Level, description="Who an objective belongs to.")
+strawberry.enum(ObjectiveState, description="An objective's lifecycle.")
+strawberry.enum(ObjectiveDriver, description="What an objective's progress is computed from.")
+strawberry.enum(KeyResultKind, description="How a key result is scored.")
+strawberry.enum(KeyResultDriver, description="Where a key result's current value comes from.")
+strawberry.enum(KeyResultState, description="A key result's lifecycle.")
+strawberry.enum(Status, description="Pace health: progress against time elapsed.")
+strawberry.enum(InitiativeStatus, description="An initiative's progress.")
+strawberry.enum(Outcome, description="How an objective ended its cycle.")
+strawberry.enum(Direction, description="Which way a KPI should move.")
+strawberry.enum(KpiCadence, description="How often a KPI is measured.")
+strawberry.enum(Health, description="A KPI's health against its thresholds.")
+
+__all__ = [
+    "Cadence",
+    "CycleState",
+    "Direction",
+    "Health",
+    "InitiativeStatus",
+    "KeyResultDriver",
+    "KeyResultKind",
+    "KeyResultState",
+    "KpiCadence",
+    "Level",
+    "ObjectiveDriver",
+    "ObjectiveState",
+    "OrgRole",
+    "Outcome",
+    "Status",
+    "TeamRole",
+]

@@ -1,0 +1,76 @@
+"""Schema extensions: one tenant-scoped transaction per operation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from okrgraph.domain.db import set_tenant
+from okrgraph.domain.models import OutboxEvent
+from okrgraph.domain.outbox.jobs import recalculation_job
+from okrgraph.schema.context import Context
+
+log = logging.getLogger(__name__)
+SUBSCRIPTION = OperationType.SUBSCRIPTION
+
+
+def _note_recalc(ctx: Context, session: Session, _flush_context: Any) -> None:
+    """A flushed outbox event asking for a roll-up: enqueue the job after commit."""
+    if any(isinstance(o, OutboxEvent) and "recalc" in (o.payload or {}) for o in session.new):
+        ctx.recalc_requested = True
+
+
+def _failed(result: Any) -> bool:
+    """Nothing is committed when the operation produced no data or a top-level
+    field failed (an unexpected error inside a mutation, say)."""
+    if result is None or getattr(result, "data", None) is None:
+        return True
+    return any(err.path is not None and len(err.path) == 1 for err in result.errors or [])
+
+
+class TransactionExtension(SchemaExtension):
+    """Opens the operation's transaction scoped to the caller's organisation,
+    commits it when the operation ends without errors, then enqueues the jobs
+    the operation asked for (the outbox already holds them durably)."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        ctx: Context = self.execution_context.context
+        # Subscriptions live long and read nothing from the database: no transaction.
+        if ctx.principal is None or self.execution_context.operation_type is SUBSCRIPTION:
+            yield
+            return
+        async with ctx.sessionmaker() as session:
+            transaction = await session.begin()
+            await set_tenant(session, ctx.principal.org_id)
+            ctx.session = session
+            event.listen(session.sync_session, "after_flush", partial(_note_recalc, ctx))
+            try:
+                yield
+            finally:
+                ctx.session = None
+                result = self.execution_context.result
+                if _failed(result):
+                    await transaction.rollback()
+                    ctx.jobs_after_commit.clear()
+                else:
+                    await transaction.commit()
+                    if ctx.recalc_requested:
+                        ctx.jobs_after_commit.append(recalculation_job(ctx.principal.org_id))
+        await self._enqueue(ctx)
+
+    async def _enqueue(self, ctx: Context) -> None:
+        jobs, ctx.jobs_after_commit = ctx.jobs_after_commit, []
+        if ctx.queue is None:
+            return
+        for name, kwargs in jobs:
+            try:
+                await ctx.queue.enqueue_job(name, **kwargs)
+            except Exception:  # Redis down: the outbox relay will pick the event up
+                log.warning("could not enqueue %s; left to the outbox relay", name)

@@ -1,0 +1,230 @@
+"""Mutation results: the changed object or a typed user error, never a stack trace.
+
+`run_mutation` is the one way a mutation runs: authorisation and the service
+inside a savepoint (a refused or failed change leaves nothing behind), and the
+optional `idempotencyKey` (a retry returns the first call's result and writes
+nothing twice).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, is_dataclass
+from typing import Any, TypeVar
+
+import strawberry
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okrgraph.domain import errors
+from okrgraph.domain.auth.tokens import Principal
+from okrgraph.domain.models import Base, IdempotencyKey
+from okrgraph.schema.context import Info
+from okrgraph.schema.node import NODE_KINDS
+from okrgraph.schema.permissions import require_principal
+
+R = TypeVar("R")
+
+
+@strawberry.interface(description="A problem with the request that the caller can fix.")
+class UserError:
+    message: str = strawberry.field(description="What went wrong, for people.")
+
+
+@strawberry.type(description="One invalid input field.")
+class FieldError:
+    field: str = strawberry.field(description="Input path, e.g. `input.target`.")
+    message: str = strawberry.field(description="What is wrong with it.")
+
+
+@strawberry.type(description="The input breaks a rule; nothing was changed.")
+class ValidationError(UserError):
+    field: str = strawberry.field(description="Input path of the (first) invalid field.")
+    errors: list[FieldError] = strawberry.field(description="Every invalid field.")
+
+
+@strawberry.type(name="NotFound", description="No such object in your organisation.")
+class NotFoundError(UserError):
+    id: strawberry.ID | None = strawberry.field(description="The id that was not found.")
+
+
+@strawberry.type(name="Forbidden", description="You may not make this change.")
+class ForbiddenError(UserError):
+    pass
+
+
+@strawberry.type(name="Conflict", description="The change clashes with the current state.")
+class ConflictError(UserError):
+    pass
+
+
+USER_ERRORS = (ValidationError, NotFoundError, ForbiddenError, ConflictError)
+# A mutation result is `Annotated[<Thing>Success | UserErrors, strawberry.union("<Thing>Result")]`.
+UserErrors = ValidationError | NotFoundError | ForbiddenError | ConflictError
+
+
+def user_error(exc: errors.DomainError) -> UserError:
+    if isinstance(exc, errors.ValidationFailed):
+        return ValidationError(
+            message=exc.message,
+            field=exc.field,
+            errors=[FieldError(field=exc.field, message=exc.message)],
+        )
+    if isinstance(exc, errors.NotFound):
+        return NotFoundError(message=exc.message, id=None)
+    if isinstance(exc, errors.Forbidden):
+        return ForbiddenError(message=exc.message)
+    return ConflictError(message=exc.message)
+
+
+def _db_error(exc: DBAPIError) -> errors.DomainError:
+    """A constraint the service did not check first (a race, or a rule kept by the
+    database alone): a typed error, without the database's text."""
+    constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None) or ""
+    if isinstance(exc, IntegrityError) and constraint.startswith("ck_"):
+        return errors.ValidationFailed("input", f"The input breaks the rule `{constraint}`.")
+    if isinstance(exc, IntegrityError):
+        return errors.Conflict("The change conflicts with existing data.")
+    raise exc
+
+
+def _unstorable_text(value: Any, path: str) -> str | None:
+    """The input path of a string PostgreSQL cannot store (NUL, a lone surrogate)."""
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+            return path
+        return None
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _unstorable_text(item, f"{path}.{key}")
+        if found:
+            return found
+    return None
+
+
+def _request_hash(operation: str, payload: Any) -> str:
+    def plain(value: Any) -> Any:
+        if is_dataclass(value) and not isinstance(value, type):
+            return plain(asdict(value))
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value if isinstance(value, str | int | float | bool) or value is None else str(value)
+
+    raw = json.dumps([operation, plain(payload)], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+MODEL_TYPE_NAMES: dict[type[Base], str] = {}
+
+
+def _model_type_name(model: type[Base]) -> str:
+    if not MODEL_TYPE_NAMES:
+        MODEL_TYPE_NAMES.update({kind.model: name for name, kind in NODE_KINDS.items()})
+    return MODEL_TYPE_NAMES[model]
+
+
+def _remember(result: Any) -> dict[str, Any]:
+    if isinstance(result, Base):
+        return {"model": _model_type_name(type(result)), "id": str(result.id)}  # type: ignore[attr-defined]
+    return {"value": result}
+
+
+async def _recall(info: Info, stored: dict[str, Any]) -> Any:
+    if "model" in stored:
+        kind = NODE_KINDS[stored["model"]]
+        return await info.context.loaders.by_id(kind.model).load(uuid.UUID(stored["id"]))
+    return stored["value"]
+
+
+async def run_mutation(
+    info: Info,
+    operation: str,
+    payload: Any,
+    idempotency_key: str | None,
+    action: Callable[[AsyncSession, Principal], Awaitable[R]],
+    success: Callable[[R], Any],
+) -> Any:
+    """Run `action` (authorise + one domain service) and map its result."""
+    principal = require_principal(info)
+    ctx = info.context
+    bad = _unstorable_text(payload, "input") or _unstorable_text(idempotency_key, "idempotencyKey")
+    if bad is not None:
+        return user_error(
+            errors.ValidationFailed(bad, "Text may not contain NUL or unpaired surrogates.")
+        )
+    request_hash = _request_hash(operation, payload)
+    async with ctx.db() as session:
+        if idempotency_key is not None:
+            if not 1 <= len(idempotency_key) <= 200:
+                return user_error(
+                    errors.ValidationFailed("idempotencyKey", "Use 1 to 200 characters.")
+                )
+            first = (
+                await session.execute(
+                    select(IdempotencyKey).where(
+                        IdempotencyKey.token_id == principal.token_id,
+                        IdempotencyKey.key == idempotency_key,
+                    )
+                )
+            ).scalar_one_or_none()
+            if first is not None:
+                if first.operation != operation or first.request_hash != request_hash:
+                    return ConflictError(
+                        message="This idempotency key was used for a different request."
+                    )
+                recalled = first.response
+                replay = True
+            else:
+                replay = False
+        else:
+            replay = False
+        if not replay:
+            queued = len(ctx.jobs_after_commit)
+            savepoint = await session.begin_nested()
+            try:
+                result = await action(session, principal)
+                if idempotency_key is not None:
+                    recalled = _remember(result)
+                    session.add(
+                        IdempotencyKey(
+                            org_id=principal.org_id,
+                            token_id=principal.token_id,
+                            key=idempotency_key,
+                            operation=operation,
+                            request_hash=request_hash,
+                            response=recalled,
+                        )
+                    )
+                await session.flush()
+                await savepoint.commit()
+            except errors.DomainError as exc:
+                await savepoint.rollback()
+                del ctx.jobs_after_commit[queued:]
+                return user_error(exc)
+            except DBAPIError as exc:
+                await savepoint.rollback()
+                del ctx.jobs_after_commit[queued:]
+                return user_error(_db_error(exc))
+        # fall through: build the payload after releasing the session lock,
+        # since building it may use the dataloaders (which take the lock)
+    if replay:
+        result = await _recall(info, recalled)
+    return await _built(success(result))
+
+
+async def _built(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
