@@ -287,3 +287,16 @@ async def test_kpi_sync_and_full_recalculation_jobs_repair_an_org(committed: Com
     assert (await full_recalculation_job(ctx, str(c.org_id)))["changes"] == 1
     assert await progress(sm, c.org_id, c.company) == pytest.approx(0.1)  # (0+2*0.1+0.2)/4
     assert (await sync_kpi_key_results(ctx, str(c.org_id)))["changes"] == 0
+
+
+async def test_a_full_pass_consumes_the_events_it_covers(committed: Committed) -> None:
+    """A full pass that publishes a check-in's numbers leaves nothing pending for it."""
+    sm = committed.sessionmaker
+    c = await build_company(sm)
+    await check_in(sm, c.org_id, c.person_krs[0], 60)
+    assert await count(sm, c.org_id, pending()) == 1
+    ctx = {"sessionmaker": sm}
+    assert (await full_recalculation_job(ctx, str(c.org_id)))["events"] == 1
+    assert await progress(sm, c.org_id, c.person) == pytest.approx(0.3)
+    assert await count(sm, c.org_id, pending()) == 0
+    assert (await recalculate_scores(ctx, str(c.org_id)))["events"] == 0

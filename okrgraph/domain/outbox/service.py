@@ -154,3 +154,31 @@ async def orgs_with_pending_recalc(session: AsyncSession, older_than: timedelta)
 async def all_org_ids(session: AsyncSession) -> list[uuid.UUID]:
     """Every organisation (SECURITY DEFINER okr_organization_ids(): no tenant needed)."""
     return [r[0] for r in await session.execute(text("SELECT okr_organization_ids()"))]
+
+
+async def consume_all_pending(
+    session: AsyncSession, org_id: uuid.UUID, now: datetime
+) -> tuple[int, datetime | None]:
+    """Mark every pending recalculation event processed; (how many, newest created_at).
+
+    For a full pass: it recomputes from the logs in statements that start after
+    this one, so it covers every event committed before it. Later events stay
+    pending for the next incremental job.
+    """
+    row = (
+        await session.execute(
+            text(
+                """
+                WITH consumed AS (
+                    UPDATE outbox_events SET processed_at = :now
+                    WHERE org_id = CAST(:org AS uuid) AND processed_at IS NULL
+                      AND payload ? 'recalc'
+                    RETURNING created_at
+                )
+                SELECT count(*), max(created_at) FROM consumed
+                """
+            ),
+            {"org": org_id, "now": now},
+        )
+    ).one()
+    return int(row[0]), row[1]

@@ -23,7 +23,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.kpis.service import refresh_kpis, sync_kpi_key_results
-from okrgraph.domain.outbox.service import SCORE_CHANGED, claim_recalc_events, mark_processed
+from okrgraph.domain.outbox.service import (
+    SCORE_CHANGED,
+    claim_recalc_events,
+    consume_all_pending,
+    mark_processed,
+)
 from okrgraph.domain.scores import sql
 from okrgraph.domain.scores.queries import CyclePace, all_levels, cycle_pace, levels_above
 
@@ -223,12 +228,17 @@ async def full_recalculation(
     # app's per-statement timeout allows; the job's own timeout still bounds it.
     await session.execute(text(f"SET LOCAL statement_timeout = '{FULL_PASS_TIMEOUT_S}s'"))
     await session.execute(text("SET LOCAL work_mem = '64MB'"))  # sorts of whole logs
+    # Before the pass, so that it covers them: an incremental job must not find
+    # them pending after a full pass published the numbers that include them.
+    events, through = await consume_all_pending(session, org_id, now)
     pace = await cycle_pace(session, org_id, now)
     await refresh_key_result_values(session, org_id, None, pace)
     await refresh_kpis(session, org_id, None)
     await sync_kpi_key_results(session, org_id, None, pace.closed_ids)
     levels = await all_levels(session, org_id)
-    return await _roll_up(session, org_id, levels.levels, now, pace)
+    result = await _roll_up(session, org_id, levels.levels, now, pace)
+    result.events, result.through = events, through
+    return result
 
 
 async def sync_kpis(

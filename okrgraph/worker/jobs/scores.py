@@ -57,8 +57,8 @@ async def full_recalculation(ctx: dict[str, Any], org_id: str) -> dict[str, int]
     org = uuid.UUID(str(org_id))
     async with tenant_session(ctx["sessionmaker"], org) as session:
         result = await service.full_recalculation(session, org)
-    await publish(ctx, org, result.changes)
-    return {"nodes": result.nodes, "changes": len(result.changes)}
+    await publish(ctx, org, result.changes, result.through)
+    return {"nodes": result.nodes, "changes": len(result.changes), "events": result.events}
 
 
 async def publish(
