@@ -386,9 +386,6 @@ ATTACKS = [
            lambda a, x: _i(kpiId=x.gid("kpi"), items=[{"value": 1, "measuredAt": _recent()}])),
 ]  # fmt: skip
 
-# Attacks that fail for a known reason: run below as strict xfails (see the report).
-KNOWN_BUGS: dict[str, str] = {}
-
 
 def id_paths(type_: graphql.GraphQLInputType, prefix: str) -> set[str]:
     named = graphql.get_named_type(type_)
@@ -433,23 +430,7 @@ async def test_another_organisations_ids_are_not_found_and_change_nothing(
 ) -> None:
     a, b = worlds
     for attack in ATTACKS:
-        if attack.id not in KNOWN_BUGS:
-            await _attack(client, db, a, b, attack)
-
-
-@pytest.mark.parametrize(
-    "attack_id",
-    [
-        pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=r))
-        for k, r in KNOWN_BUGS.items()
-    ],
-)
-async def test_known_isolation_bug(
-    client: httpx.AsyncClient, db: AsyncSession, worlds: tuple[World, World], attack_id: str
-) -> None:
-    a, b = worlds
-    (attack,) = [x for x in ATTACKS if x.id == attack_id]
-    await _attack(client, db, a, b, attack)
+        await _attack(client, db, a, b, attack)
 
 
 async def test_the_snapshot_sees_every_write(

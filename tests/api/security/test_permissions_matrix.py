@@ -27,7 +27,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.api.security.world import (
@@ -208,9 +207,6 @@ CASES = [
          lambda w, p: {"kind": "CHECK_IN_DUE", "channel": "EMAIL", "enabled": False}, PEOPLE),
 ]  # fmt: skip
 
-# "case id/principal" -> why the code disagrees with the design (run as strict xfails).
-KNOWN_BUGS: dict[str, str] = {}
-
 
 def test_every_mutation_is_in_the_table() -> None:
     assert {case.mutation for case in CASES} == set(MUTATIONS)
@@ -257,23 +253,8 @@ async def test_permissions_matrix(client: httpx.AsyncClient, db: AsyncSession) -
     problems = []
     for case in CASES:
         for principal in PRINCIPALS:
-            if f"{case.id}/{principal}" not in KNOWN_BUGS:
-                problem = await _check(client, db, w, before, case, principal)
-                if problem:
-                    problems.append(problem)
+            problem = await _check(client, db, w, before, case, principal)
+            if problem:
+                problems.append(problem)
     assert changed(before, await snapshot(db, w.org_id)) == {}
     assert problems == [], "\n".join(problems)
-
-
-@pytest.mark.parametrize(
-    "key",
-    [
-        pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=r))
-        for k, r in KNOWN_BUGS.items()
-    ],
-)
-async def test_known_permission_bug(client: httpx.AsyncClient, db: AsyncSession, key: str) -> None:
-    case_id, _, principal = key.rpartition("/")
-    (case,) = [c for c in CASES if c.id == case_id]
-    w = await build_world(db)
-    assert await _check(client, db, w, await snapshot(db, w.org_id), case, principal) is None
