@@ -1,21 +1,34 @@
-"""progressChanged relays the worker's committed score changes from Redis."""
+"""progressChanged relays the worker's committed score changes from Redis: in
+process through `schema.subscribe`, and over a real websocket (graphql-transport-ws)
+to the app under uvicorn."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
+import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
+from okrgraph.api.app import create_app
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.live import progress_channel
 from okrgraph.domain.models.enums import OrgRole
+from okrgraph.embedded import free_port
 from okrgraph.schema import schema
 from okrgraph.schema.context import Context
 from okrgraph.schema.node import to_global_id
+from tests.factories import make_org, make_token
 
 SUBSCRIBE = """subscription($ids: [ID!]) {
   progressChanged(ids: $ids) { id subjectType value status previousValue previousStatus }
@@ -75,3 +88,87 @@ async def test_anonymous_subscription_is_refused(
     stream = await schema.subscribe(SUBSCRIBE, context_value=ctx)
     result = await stream.__anext__()  # type: ignore[union-attr]
     assert result.errors[0].extensions["code"] == "UNAUTHENTICATED"
+
+
+# --- over a real websocket ----------------------------------------------------------
+
+
+@asynccontextmanager
+async def serving(app: Starlette) -> AsyncIterator[str]:
+    """The app under a real uvicorn server in this event loop; yields its websocket URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
+    server = uvicorn.Server(config)
+    serve = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started or serve.done():
+                break
+            await asyncio.sleep(0.01)
+        assert server.started, "uvicorn did not start"
+        yield f"ws://127.0.0.1:{port}/graphql"
+    finally:
+        server.should_exit = True
+        await serve  # raises what made a failed start fail
+
+
+@asynccontextmanager
+async def graphql_ws(url: str, init_payload: dict[str, str]) -> AsyncIterator[ClientConnection]:
+    """A graphql-transport-ws connection that has sent its connection_init."""
+    async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": init_payload}))
+        yield ws
+
+
+async def received(ws: ClientConnection) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    return message
+
+
+async def test_progress_changes_reach_a_websocket_client(
+    redis_client: aioredis.Redis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    db: AsyncSession,
+) -> None:
+    org = await make_org(db)
+    _, token = await make_token(db, org.id, scopes=["read"])
+    wanted = uuid.uuid4()
+    wanted_id = to_global_id("Objective", wanted)
+    subscribe = {"query": SUBSCRIBE, "variables": {"ids": [wanted_id]}}
+    app = create_app(sessionmaker=sessionmaker, queue=redis_client)
+    async with (
+        serving(app) as url,
+        graphql_ws(url, {"Authorization": f"Bearer {token}"}) as ws,
+    ):
+        assert await received(ws) == {"type": "connection_ack"}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+        channel = progress_channel(org.id)
+        await subscribed(redis_client, channel)
+        changes = [change("KEY_RESULT", uuid.uuid4(), 0.2), change("OBJECTIVE", wanted, 0.75)]
+        await redis_client.publish(channel, json.dumps({"changes": changes}))
+        assert await received(ws) == {
+            "id": "1",
+            "type": "next",
+            "payload": {"data": {"progressChanged": {
+                "id": wanted_id, "subjectType": "Objective", "value": 0.75, "status": "ON_TRACK",
+                "previousValue": 0.1, "previousStatus": "AT_RISK",
+            }}},
+        }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "init_payload",
+    [{"Authorization": "Bearer okr_not_a_real_token"}, {}],
+    ids=["bad token", "no token"],
+)
+async def test_websocket_connection_without_a_valid_token_is_refused(
+    redis_client: aioredis.Redis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    init_payload: dict[str, str],
+) -> None:
+    app = create_app(sessionmaker=sessionmaker, queue=redis_client)
+    async with serving(app) as url, graphql_ws(url, init_payload) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await received(ws)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4403, "Forbidden")
