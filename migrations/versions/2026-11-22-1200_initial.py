@@ -1448,24 +1448,24 @@ def secure_tables() -> None:
             f"CREATE POLICY tenant_isolation ON {table} "
             f"USING ({column} = okr_current_org()) WITH CHECK ({column} = okr_current_org())"
         )
-    # Two reads happen before a tenant is known: finding a token's organisation,
-    # and the worker's sweeps listing organisations. Only the schema owner may
-    # make them, through the SECURITY DEFINER functions below.
+    # Some reads happen before a tenant is known: authenticating a token (see
+    # okr_authenticate, revision 0003), finding an organisation by its slug
+    # (`okr token create`) and the worker's sweeps listing organisations. Only
+    # the schema owner may make them, through SECURITY DEFINER functions.
     for table in ("api_tokens", "organizations"):
         op.execute(f"CREATE POLICY owner_lookup ON {table} FOR SELECT TO CURRENT_USER USING (true)")
-    op.execute(
-        """
-        CREATE FUNCTION okr_find_token(p_hash text)
-        RETURNS TABLE (org_id uuid, token_id uuid)
-        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS
-        $$ SELECT org_id, id FROM api_tokens WHERE token_hash = p_hash $$
-        """
-    )
     op.execute(
         """
         CREATE FUNCTION okr_organization_ids() RETURNS SETOF uuid
         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS
         $$ SELECT id FROM organizations ORDER BY id $$
+        """
+    )
+    op.execute(
+        """
+        CREATE FUNCTION okr_organization_by_slug(p_slug text) RETURNS uuid
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS
+        $$ SELECT id FROM organizations WHERE slug = p_slug $$
         """
     )
     if not APP_ROLE:
@@ -1487,12 +1487,13 @@ def secure_tables() -> None:
     op.execute(f"REVOKE UPDATE, DELETE ON {', '.join(APPEND_ONLY)} FROM {APP_ROLE}")
     op.execute(f"REVOKE DELETE ON organizations FROM {APP_ROLE}")
     op.execute(
-        f"GRANT EXECUTE ON FUNCTION okr_find_token(text), okr_organization_ids() TO {APP_ROLE}"
+        "GRANT EXECUTE ON FUNCTION okr_organization_ids(), okr_organization_by_slug(text) "
+        f"TO {APP_ROLE}"
     )
 
 
 def unsecure_tables() -> None:
-    op.execute("DROP FUNCTION okr_find_token(text)")
+    op.execute("DROP FUNCTION okr_organization_by_slug(text)")
     op.execute("DROP FUNCTION okr_organization_ids()")
     for table in [*TENANT_TABLES, "organizations"]:
         op.execute(f"DROP POLICY tenant_isolation ON {table}")

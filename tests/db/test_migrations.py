@@ -22,7 +22,13 @@ from okrgraph.domain.migrate import alembic_config, migrate
 from okrgraph.domain.models import Base
 
 APP_TABLES = set(Base.metadata.tables)
-APP_FUNCTIONS = {"okr_current_org", "okr_find_token", "okr_organization_ids"}
+APP_FUNCTIONS = {
+    "okr_authenticate",
+    "okr_current_org",
+    "okr_organization_by_slug",
+    "okr_organization_ids",
+    "okr_orgs_with_pending_recalc",
+}
 
 
 async def schema_state(url: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from okrgraph.domain.auth.tokens import hash_secret
 from okrgraph.domain.db import create_engine, create_sessionmaker, set_tenant
 from okrgraph.domain.models import ApiToken, Base, Objective, Organization
-from okrgraph.domain.models.enums import Level
+from okrgraph.domain.models.enums import Level, OrgRole
 
 TABLES = Base.metadata.tables
 TENANT_TABLES = sorted(t.name for t in Base.metadata.sorted_tables if "org_id" in t.c)
@@ -262,26 +262,56 @@ async def test_append_only_tables_refuse_update_and_delete(
     )
 
 
-async def test_find_token_works_across_orgs_and_exposes_only_ids(db: AsyncSession) -> None:
+async def test_authenticate_works_across_orgs_and_exposes_only_that_token(
+    db: AsyncSession,
+) -> None:
     a = await make_org(db)
-    await make_token(db, a.id)
+    await make_token(db, a.id, role=OrgRole.ADMIN, scopes=["admin"])
     b = await make_org(db)
-    token_b, secret_b = await make_token(db, b.id, integration_name="ci")
+    token_b, secret_b = await make_token(db, b.id, role=OrgRole.VIEWER, scopes=["read"])
+    await make_token(db, b.id, role=OrgRole.ADMIN, scopes=["admin"])  # a neighbour, not returned
     await set_tenant(db, a.id)
     # Under A, B's token row is invisible...
     hidden = await db.execute(select(ApiToken.id).where(ApiToken.id == token_b.id))
     assert hidden.first() is None
-    # ...yet the lookup finds it by hash, and returns nothing but the two ids.
-    found = await db.execute(text("SELECT * FROM okr_find_token(:h)"), {"h": hash_secret(secret_b)})
-    assert list(found.keys()) == ["org_id", "token_id"]
-    assert found.all() == [(b.id, token_b.id)]
+    # ...yet okr_authenticate finds it by its hash, and returns that one token:
+    # its org, its own fields and its person's role, nothing more.
+    expected = {
+        "org_id": b.id,
+        "token_id": token_b.id,
+        "scopes": ["read"],
+        "person_id": token_b.person_id,
+        "integration_name": None,
+        "org_role": "VIEWER",
+        "person_archived_at": None,
+        "expires_at": None,
+        "revoked_at": None,
+        "last_used_at": None,
+    }
+    authenticate = text("SELECT * FROM okr_authenticate(:h)")
+    found = await db.execute(authenticate, {"h": hash_secret(secret_b)})
+    assert found.mappings().all() == [expected]
+    # The call leaves the tenant as it was: B stays invisible.
+    assert (await db.execute(select(func.count()).select_from(ApiToken))).scalar_one() == 1
     await set_tenant(db, None)
-    again = await db.execute(text("SELECT * FROM okr_find_token(:h)"), {"h": hash_secret(secret_b)})
-    assert again.all() == [(b.id, token_b.id)]
-    unknown = await db.execute(
-        text("SELECT * FROM okr_find_token(:h)"), {"h": hash_secret("okr_unknown")}
-    )
-    assert unknown.all() == []
+    again = await db.execute(authenticate, {"h": hash_secret(secret_b)})
+    assert again.mappings().all() == [expected]
+    # Only the exact hash finds anything: no unknown secret, no prefix, no pattern.
+    for guess in (hash_secret("okr_unknown"), hash_secret(secret_b)[:-1], "%", ""):
+        assert (await db.execute(authenticate, {"h": guess})).all() == [], guess
+
+
+async def test_org_lookups_work_across_orgs_and_expose_only_ids(db: AsyncSession) -> None:
+    a = await make_org(db)
+    b = await make_org(db)
+    await set_tenant(db, a.id)
+    assert (await db.execute(select(Organization.id))).scalars().all() == [a.id]
+    by_slug = text("SELECT okr_organization_by_slug(:s)")
+    found = await db.execute(by_slug, {"s": b.slug})
+    assert list(found.keys()) == ["okr_organization_by_slug"]
+    assert found.scalars().all() == [b.id]
+    for unknown in ("no-such-org", b.slug.upper(), "%"):
+        assert (await db.execute(by_slug, {"s": unknown})).scalar_one() is None, unknown
     listed = set((await db.execute(text("SELECT okr_organization_ids()"))).scalars())
     assert {a.id, b.id} <= listed
 
