@@ -92,7 +92,7 @@ SELECT id, value, status, old_value, old_status FROM upd
 
 _KEY_RESULTS = f"""
 WITH {_PACE},
-t AS (SELECT DISTINCT x AS id FROM unnest(CAST(:ids AS uuid[])) x),
+t AS (SELECT x AS id FROM unnest(CAST(:ids AS uuid[])) x),  -- unique ids: levels group them
 child AS (
     SELECT a.parent_key_result_id AS id,
            {sql.weighted_mean("a.weight", "coalesce(c.final_score, c.progress)")} AS value
@@ -129,7 +129,7 @@ upd AS (
 
 _OBJECTIVES = f"""
 WITH {_PACE},
-t AS (SELECT DISTINCT x AS id FROM unnest(CAST(:ids AS uuid[])) x),
+t AS (SELECT x AS id FROM unnest(CAST(:ids AS uuid[])) x),  -- unique ids: levels group them
 terms AS (
     SELECT k.objective_id AS oid, 'K' AS src, k.weight AS w,
            coalesce(k.final_score, k.score) AS v
