@@ -15,7 +15,6 @@ from datetime import date
 from typing import Any
 
 import pytest
-from factories import FACTORIES, make_check_in, make_cycle, make_objective, make_org, make_team
 from pg_errors import CHECK_VIOLATION, pg_error
 from sqlalchemy import CheckConstraint, Enum, String, literal, text
 from sqlalchemy.exc import DBAPIError
@@ -23,6 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.models import Base
 from okrgraph.domain.models.enums import Cadence, Direction, KeyResultKind, Level
+from tests.factories import (
+    FACTORIES,
+    make_check_in,
+    make_cycle,
+    make_objective,
+    make_org,
+    make_team,
+)
 
 Build = Callable[[AsyncSession, uuid.UUID], Awaitable[Any]]
 

@@ -12,7 +12,6 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import Servers, new_database
 from sqlalchemy import CheckConstraint, Column, Integer, MetaData, String, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from okrgraph.domain.db import async_url, create_engine
 from okrgraph.domain.migrate import alembic_config, migrate
 from okrgraph.domain.models import Base
+from tests.conftest import Servers, new_database
 
 APP_TABLES = set(Base.metadata.tables)
 APP_FUNCTIONS = {

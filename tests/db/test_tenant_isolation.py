@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from factories import FACTORIES, make_org, make_token
 from pg_errors import FOREIGN_KEY_VIOLATION, INSUFFICIENT_PRIVILEGE, pg_error
 from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
@@ -25,6 +24,7 @@ from okrgraph.domain.auth.tokens import hash_secret
 from okrgraph.domain.db import create_engine, create_sessionmaker, set_tenant
 from okrgraph.domain.models import ApiToken, Base, Objective, Organization
 from okrgraph.domain.models.enums import Level, OrgRole
+from tests.factories import FACTORIES, make_org, make_token
 
 TABLES = Base.metadata.tables
 TENANT_TABLES = sorted(t.name for t in Base.metadata.sorted_tables if "org_id" in t.c)

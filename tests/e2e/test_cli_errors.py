@@ -3,9 +3,7 @@ a port in use, PostgreSQL or Redis unreachable, a database not migrated."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,24 +17,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from okrgraph.domain.db import async_url
 from okrgraph.embedded import free_port
+from tests.e2e.cli import okr
 
 pytestmark = pytest.mark.e2e
-
-
-async def okr(*args: str, env: dict[str, str]) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "okrgraph",
-        *args,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
 
 
 async def test_dev_refuses_a_port_in_use_before_starting_anything(

@@ -10,14 +10,14 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import pytest
-from factories import make_org, make_person
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from test_cli_errors import okr
 
 from okrgraph.domain.auth.tokens import authenticate
 from okrgraph.domain.db import create_engine, create_sessionmaker, tenant_session
 from okrgraph.domain.models import ApiToken, Organization, Person
+from tests.e2e.cli import okr
+from tests.factories import make_org, make_person
 
 pytestmark = pytest.mark.e2e
 
