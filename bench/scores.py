@@ -9,7 +9,9 @@
     include the check-in (the achieved rate says whether the writer kept up);
 (b) full recalculation of 10k and 100k KRs, set-based vs a naive per-row
     Python loop (scoring.py + one UPDATE per row) over the same data;
-(c) incremental recompute of one leaf's ancestors in the 100k-KR graph;
+(c) incremental recompute of one leaf's ancestors in the 100k-KR graph, as
+    generated (a company objective reads ~1,000 children) and balanced (200
+    company objectives: fan-in ~10 at every level, like the reference tree);
 (d) short jobs per second through arq, its defaults vs WorkerSettings.
 Works in a scratch database that is dropped afterwards.
 """
@@ -127,7 +129,21 @@ async def bench_full(sm: async_sessionmaker[AsyncSession], org: Org, naive: bool
     emit(**fields)
 
 
-async def bench_incremental(sm: async_sessionmaker[AsyncSession], org: Org, runs: int) -> None:
+# Terms an ancestor's recomputation reads: its key results and contributing children.
+CHILDREN_READ = text(
+    """
+    SELECT (SELECT count(*) FROM key_results WHERE objective_id = ANY(CAST(:ids AS uuid[])))
+         + (SELECT count(*) FROM alignments
+            WHERE contributes AND (parent_objective_id = ANY(CAST(:ids AS uuid[]))
+                                   OR parent_key_result_id = ANY(CAST(:ids AS uuid[]))))
+    """
+)
+
+
+async def bench_incremental(
+    sm: async_sessionmaker[AsyncSession], org: Org, runs: int, graph: str
+) -> None:
+    """One leaf's ancestors, recomputed `runs` times (the value flips between two)."""
     leaf = org.increase_leaf_krs[0]
     times, level_times = [], []
     nodes = levels = 0
@@ -145,9 +161,13 @@ async def bench_incremental(sm: async_sessionmaker[AsyncSession], org: Org, runs
             result = await recalculate(s, org.org_id, key_result_ids=[leaf], pace=pace)
             times.append(time.perf_counter() - started)
             nodes, levels = result.nodes, len(found.levels)
+            ancestors = [i for krs, objs in found.levels for i in (*krs, *objs) if i != leaf]
+            children_read = await s.scalar(CHILDREN_READ, {"ids": ancestors})
     emit(
         bench="incremental_leaf",
+        graph=graph,
         graph_nodes=org.counts["key_results"] + org.counts["objectives"],
+        children_read=children_read,
         ancestors_recomputed=nodes,
         levels=levels,
         runs=runs,
@@ -316,7 +336,14 @@ async def main(quick: bool, latency_only: bool) -> None:
                 if not latency_only:
                     await bench_full(sm, orgs[n], naive=True)
             if not latency_only:
-                await bench_incremental(sm, orgs[max(orgs)], runs=50)
+                await bench_incremental(sm, orgs[max(orgs)], runs=50, graph="generated")
+            if not quick and not latency_only:
+                # Top fan-in ~10 (200 company objectives over 2,000 team objectives)
+                # rather than ~400: the shape of the reference tree.
+                conn = await asyncpg.connect(url)
+                balanced = await generate(conn, Spec(krs=100_000, company_objectives=200))
+                await conn.close()
+                await bench_incremental(sm, balanced, runs=50, graph="balanced")
             await bench_latency(sm, url, orgs[10_000], rate=1, seconds=5 if quick else 20)
             await bench_latency(sm, url, orgs[10_000], rate=100, seconds=2 if quick else 5)
             await bench_arq(sm, jobs=200 if quick else 1000)
