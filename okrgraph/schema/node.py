@@ -5,13 +5,17 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 import strawberry
+from strawberry.utils.str_converters import to_camel_case
 
 from okrgraph.domain.models import Base
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 def to_global_id(type_name: str, id: uuid.UUID) -> strawberry.ID:
@@ -77,3 +81,24 @@ def parse_id(global_id: str, type_name: str, field: str) -> uuid.UUID:
 
 def parse_optional_id(global_id: str | None, type_name: str, field: str) -> uuid.UUID | None:
     return None if global_id is None else parse_id(global_id, type_name, field)
+
+
+def input_kwargs(
+    input: DataclassInstance, ids: Mapping[str, str] | None = None, skip: Collection[str] = ()
+) -> dict[str, Any]:
+    """The fields of a Strawberry input, less `skip`, as a domain service's keyword
+    arguments. `ids` names the fields that are global ids, with their type: each is
+    parsed in field order, a bad one a ValidationFailed on `input.<camelCaseName>`."""
+    ids = ids or {}
+    kwargs: dict[str, Any] = {}
+    for field in fields(input):
+        if field.name in skip:
+            continue
+        value = getattr(input, field.name)
+        if field.name in ids:
+            path = f"input.{to_camel_case(field.name)}"
+            value = parse_optional_id(value, ids[field.name], path)
+        kwargs[field.name] = value
+    if unknown := ids.keys() - kwargs.keys():
+        raise TypeError(f"{type(input).__name__} has no id fields {sorted(unknown)}")
+    return kwargs

@@ -12,7 +12,7 @@ from okrgraph.domain.auth import service
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.schema.auth.types import ApiToken
 from okrgraph.schema.context import Info
-from okrgraph.schema.node import parse_id, parse_optional_id
+from okrgraph.schema.node import input_kwargs, parse_id
 from okrgraph.schema.payloads import UserErrors, run_mutation
 
 
@@ -71,13 +71,7 @@ class AuthMutations:
 
         async def action(session: AsyncSession, principal: Principal) -> Any:
             token, secret = await service.create_api_token(
-                session,
-                principal,
-                name=input.name,
-                scopes=input.scopes,
-                person_id=parse_optional_id(input.person_id, "Person", "input.personId"),
-                integration_name=input.integration_name,
-                expires_at=input.expires_at,
+                session, principal, **input_kwargs(input, ids={"person_id": "Person"})
             )
             secrets["secret"] = secret  # never stored, so a replay has none
             return token

@@ -13,7 +13,7 @@ from okrgraph.domain.kpis import catalog
 from okrgraph.domain.models.enums import Direction, KpiCadence
 from okrgraph.schema.context import Info
 from okrgraph.schema.kpis.types import Kpi
-from okrgraph.schema.node import parse_id, parse_optional_id
+from okrgraph.schema.node import input_kwargs, parse_id, parse_optional_id
 from okrgraph.schema.payloads import UserErrors, run_mutation
 
 
@@ -113,17 +113,7 @@ class KpiMutations:
     ) -> KpiResult:
         async def action(session: AsyncSession, principal: Principal) -> Any:
             return await catalog.create_kpi(
-                session,
-                principal,
-                name=input.name,
-                direction=input.direction,
-                description=input.description,
-                owner_team_id=parse_optional_id(input.owner_team_id, "Team", "input.ownerTeamId"),
-                unit=input.unit,
-                target=input.target,
-                warning_threshold=input.warning_threshold,
-                critical_threshold=input.critical_threshold,
-                cadence=input.cadence,
+                session, principal, **input_kwargs(input, ids={"owner_team_id": "Team"})
             )
 
         return await run_mutation(info, "createKpi", input, idempotency_key, action, _kpi)
@@ -137,18 +127,7 @@ class KpiMutations:
     ) -> KpiResult:
         async def action(session: AsyncSession, principal: Principal) -> Any:
             changes = catalog.KpiChanges(
-                name=input.name,
-                description=input.description,
-                owner_team_id=parse_optional_id(input.owner_team_id, "Team", "input.ownerTeamId"),
-                unit=input.unit,
-                direction=input.direction,
-                target=input.target,
-                warning_threshold=input.warning_threshold,
-                critical_threshold=input.critical_threshold,
-                cadence=input.cadence,
-                clear_target=input.clear_target,
-                clear_warning_threshold=input.clear_warning_threshold,
-                clear_critical_threshold=input.clear_critical_threshold,
+                **input_kwargs(input, ids={"owner_team_id": "Team"}, skip={"id"})
             )
             return await catalog.update_kpi(
                 session, principal, parse_id(input.id, "Kpi", "input.id"), changes

@@ -20,7 +20,7 @@ from okrgraph.schema.enums import (
     KeyResultKind,
     KeyResultState,
 )
-from okrgraph.schema.node import parse_id, parse_optional_id
+from okrgraph.schema.node import input_kwargs, parse_id, parse_optional_id
 from okrgraph.schema.okrs.key_result_types import CheckIn, Initiative, KeyResult
 from okrgraph.schema.payloads import UserErrors, run_mutation
 
@@ -149,18 +149,12 @@ class KeyResultMutations:
             return await definitions.create_key_result(
                 session,
                 principal,
-                objective_id=parse_id(input.objective_id, "Objective", "input.objectiveId"),
-                title=input.title,
-                kind=input.kind,
-                start=input.start,
-                target=input.target,
-                unit=input.unit,
-                weight_value=input.weight,
-                owner_person_id=parse_optional_id(
-                    input.owner_person_id, "Person", "input.ownerPersonId"
+                **input_kwargs(
+                    input,
+                    ids={"objective_id": "Objective", "owner_person_id": "Person"},
+                    skip={"weight"},
                 ),
-                progress_driver=input.progress_driver,
-                stretch=input.stretch,
+                weight_value=input.weight,
             )
 
         return await run_mutation(
@@ -176,17 +170,8 @@ class KeyResultMutations:
                 session,
                 principal,
                 parse_id(input.id, "KeyResult", "input.id"),
-                title=input.title,
-                target=input.target,
-                target_reason=input.target_reason,
-                unit=input.unit,
+                **input_kwargs(input, ids={"owner_person_id": "Person"}, skip={"id", "weight"}),
                 weight_value=input.weight,
-                owner_person_id=parse_optional_id(
-                    input.owner_person_id, "Person", "input.ownerPersonId"
-                ),
-                stretch=input.stretch,
-                progress_driver=input.progress_driver,
-                state=input.state,
             )
 
         return await run_mutation(
@@ -235,13 +220,9 @@ class KeyResultMutations:
             return await definitions.create_initiative(
                 session,
                 principal,
-                key_result_id=parse_id(input.key_result_id, "KeyResult", "input.keyResultId"),
-                title=input.title,
-                owner_person_id=parse_optional_id(
-                    input.owner_person_id, "Person", "input.ownerPersonId"
+                **input_kwargs(
+                    input, ids={"key_result_id": "KeyResult", "owner_person_id": "Person"}
                 ),
-                status=input.status,
-                link=input.link,
             )
 
         return await run_mutation(
@@ -257,9 +238,7 @@ class KeyResultMutations:
                 session,
                 principal,
                 parse_id(input.id, "Initiative", "input.id"),
-                title=input.title,
-                status=input.status,
-                link=input.link,
+                **input_kwargs(input, skip={"id"}),
             )
 
         return await run_mutation(

@@ -21,7 +21,7 @@ from okrgraph.schema.enums import (
     ObjectiveState,
     Outcome,
 )
-from okrgraph.schema.node import parse_id, parse_optional_id
+from okrgraph.schema.node import input_kwargs, parse_id, parse_optional_id
 from okrgraph.schema.okrs.types import Alignment, Cycle, Objective, Reflection
 from okrgraph.schema.organizations.mutations import RemovedResult, RemovedSuccess
 from okrgraph.schema.payloads import UserErrors, run_mutation
@@ -177,16 +177,7 @@ class OkrMutations:
     ) -> CycleResult:
         async def action(session: AsyncSession, principal: Principal) -> Any:
             return await cycles.create_cycle(
-                session,
-                principal,
-                name=input.name,
-                cadence=input.cadence,
-                starts_on=input.starts_on,
-                ends_on=input.ends_on,
-                parent_cycle_id=parse_optional_id(
-                    input.parent_cycle_id, "Cycle", "input.parentCycleId"
-                ),
-                state=input.state,
+                session, principal, **input_kwargs(input, ids={"parent_cycle_id": "Cycle"})
             )
 
         return await run_mutation(info, "createCycle", input, idempotency_key, action, _cycle)
@@ -200,10 +191,7 @@ class OkrMutations:
                 session,
                 principal,
                 parse_id(input.id, "Cycle", "input.id"),
-                name=input.name,
-                starts_on=input.starts_on,
-                ends_on=input.ends_on,
-                state=input.state,
+                **input_kwargs(input, skip={"id"}),
             )
 
         return await run_mutation(info, "updateCycle", input, idempotency_key, action, _cycle)
@@ -216,16 +204,10 @@ class OkrMutations:
             return await objectives.create_objective(
                 session,
                 principal,
-                cycle_id=parse_id(input.cycle_id, "Cycle", "input.cycleId"),
-                title=input.title,
-                level=input.level,
-                description=input.description,
-                owner_team_id=parse_optional_id(input.owner_team_id, "Team", "input.ownerTeamId"),
-                owner_person_id=parse_optional_id(
-                    input.owner_person_id, "Person", "input.ownerPersonId"
+                **input_kwargs(
+                    input,
+                    ids={"cycle_id": "Cycle", "owner_team_id": "Team", "owner_person_id": "Person"},
                 ),
-                progress_driver=input.progress_driver,
-                state=input.state,
             )
 
         return await run_mutation(
@@ -241,13 +223,8 @@ class OkrMutations:
                 session,
                 principal,
                 parse_id(input.id, "Objective", "input.id"),
-                title=input.title,
-                description=input.description,
-                state=input.state,
-                progress_driver=input.progress_driver,
-                owner_team_id=parse_optional_id(input.owner_team_id, "Team", "input.ownerTeamId"),
-                owner_person_id=parse_optional_id(
-                    input.owner_person_id, "Person", "input.ownerPersonId"
+                **input_kwargs(
+                    input, ids={"owner_team_id": "Team", "owner_person_id": "Person"}, skip={"id"}
                 ),
             )
 
@@ -261,12 +238,7 @@ class OkrMutations:
     ) -> ReflectionResult:
         async def action(session: AsyncSession, principal: Principal) -> Any:
             return await reflections.write_reflection(
-                session,
-                principal,
-                objective_id=parse_id(input.objective_id, "Objective", "input.objectiveId"),
-                what_worked=input.what_worked,
-                what_did_not=input.what_did_not,
-                outcome=input.outcome,
+                session, principal, **input_kwargs(input, ids={"objective_id": "Objective"})
             )
 
         return await run_mutation(

@@ -11,7 +11,7 @@ from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.organizations import service
 from okrgraph.schema.context import Info
 from okrgraph.schema.enums import OrgRole, TeamRole
-from okrgraph.schema.node import parse_id, parse_optional_id
+from okrgraph.schema.node import input_kwargs, parse_id, parse_optional_id
 from okrgraph.schema.organizations.types import Membership, Person, Team
 from okrgraph.schema.payloads import UserErrors, run_mutation
 
@@ -111,13 +111,7 @@ class OrganizationMutations:
     ) -> TeamResult:
         async def action(session: AsyncSession, principal: Principal) -> Any:
             return await service.create_team(
-                session,
-                principal,
-                name=input.name,
-                description=input.description,
-                parent_team_id=parse_optional_id(
-                    input.parent_team_id, "Team", "input.parentTeamId"
-                ),
+                session, principal, **input_kwargs(input, ids={"parent_team_id": "Team"})
             )
 
         return await run_mutation(info, "createTeam", input, idempotency_key, action, _team)
@@ -155,9 +149,7 @@ class OrganizationMutations:
         self, info: Info, input: CreatePersonInput, idempotency_key: str | None = None
     ) -> PersonResult:
         async def action(session: AsyncSession, principal: Principal) -> Any:
-            return await service.create_person(
-                session, principal, name=input.name, email=input.email, org_role=input.org_role
-            )
+            return await service.create_person(session, principal, **input_kwargs(input))
 
         return await run_mutation(info, "createPerson", input, idempotency_key, action, _person)
 
@@ -170,8 +162,7 @@ class OrganizationMutations:
                 session,
                 principal,
                 parse_id(input.id, "Person", "input.id"),
-                name=input.name,
-                org_role=input.org_role,
+                **input_kwargs(input, skip={"id"}),
             )
 
         return await run_mutation(info, "updatePerson", input, idempotency_key, action, _person)
@@ -193,9 +184,7 @@ class OrganizationMutations:
             return await service.set_membership(
                 session,
                 principal,
-                team_id=parse_id(input.team_id, "Team", "input.teamId"),
-                person_id=parse_id(input.person_id, "Person", "input.personId"),
-                role=input.role,
+                **input_kwargs(input, ids={"team_id": "Team", "person_id": "Person"}),
             )
 
         return await run_mutation(

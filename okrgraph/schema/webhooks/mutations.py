@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.webhooks import catalog
 from okrgraph.schema.context import Info
-from okrgraph.schema.node import parse_id
+from okrgraph.schema.node import input_kwargs, parse_id
 from okrgraph.schema.payloads import UserErrors, run_mutation
 from okrgraph.schema.webhooks.types import WebhookEndpoint
 
@@ -91,11 +91,7 @@ class WebhookMutations:
 
         async def action(session: AsyncSession, principal: Principal) -> Any:
             endpoint, secrets["secret"] = await catalog.create_webhook_endpoint(
-                session,
-                principal,
-                url=input.url,
-                description=input.description,
-                event_types=input.event_types,
+                session, principal, **input_kwargs(input)
             )
             return endpoint
 
@@ -117,10 +113,7 @@ class WebhookMutations:
                 session,
                 principal,
                 parse_id(input.id, "WebhookEndpoint", "input.id"),
-                url=input.url,
-                description=input.description,
-                event_types=input.event_types,
-                enabled=input.enabled,
+                **input_kwargs(input, skip={"id"}),
             )
 
         return await run_mutation(
