@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import scoring
 from okrgraph.domain.auth.tokens import create_token, hash_secret, new_secret
 from okrgraph.domain.db import set_tenant
 from okrgraph.domain.models import (
@@ -261,6 +262,16 @@ async def make_kpi(
         fields.setdefault("target", target)
         fields.setdefault("warning_threshold", warning)
         fields.setdefault("critical_threshold", critical)
+        # as kpis.service.refresh_kpis stores it with the latest value
+        fields.setdefault(
+            "health",
+            scoring.kpi_health(
+                direction,
+                fields.get("latest_value"),
+                fields["warning_threshold"],
+                fields["critical_threshold"],
+            ),
+        )
     return await _add(session, Kpi(org_id=org_id, direction=direction, **fields))
 
 

@@ -97,20 +97,7 @@ NEWEST_CHECK_IN = "{c}.effective_at DESC, {c}.id DESC"
 NEWEST_MEASUREMENT = "{c}.measured_at DESC, {c}.id DESC"
 
 
-def _past(threshold: str) -> str:
-    return (
-        f"({{t}}.{threshold} IS NOT NULL AND CASE WHEN {{t}}.direction = 'HIGHER_IS_BETTER' "
-        f"THEN {{t}}.latest_value < {{t}}.{threshold} "
-        f"ELSE {{t}}.latest_value > {{t}}.{threshold} END)"
-    )
-
-
-# scoring.kpi_health from the latest value, as the resolver computes it
-KPI_HEALTH = (
-    "CASE WHEN {t}.latest_value IS NULL THEN 'UNKNOWN' "
-    f"WHEN {_past('critical_threshold')} THEN 'CRITICAL' "
-    f"WHEN {_past('warning_threshold')} THEN 'WARNING' ELSE 'HEALTHY' END"
-)
+# scoring.kpi_on_target, as the resolver computes it
 KPI_ON_TARGET = (
     "CASE WHEN {t}.latest_value IS NULL OR {t}.target IS NULL THEN NULL "
     "WHEN {t}.direction = 'HIGHER_IS_BETTER' THEN {t}.latest_value >= {t}.target "
@@ -259,8 +246,8 @@ TYPES: dict[str, TypeSpec] = {
                 "warningThreshold",
                 "criticalThreshold",
                 "cadence",
+                "health",  # kept with latest_value by kpis.service.refresh_kpis
             ),
-            "health": KPI_HEALTH,
             "onTarget": KPI_ON_TARGET,
         },
         {

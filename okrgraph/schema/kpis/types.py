@@ -60,10 +60,8 @@ class Kpi(Node):
 
     @strawberry.field(description="HEALTHY, WARNING, CRITICAL (thresholds) or UNKNOWN.")
     def health(self) -> Health:
-        r = self.row
-        return scoring.kpi_health(
-            r.direction, r.latest_value, r.warning_threshold, r.critical_threshold
-        )
+        # Stored with latest_value, in the same transaction (kpis.service.refresh_kpis).
+        return Health(self.row.health)
 
     @strawberry.field(description="Whether the latest value meets the target.")
     def on_target(self) -> bool | None:
