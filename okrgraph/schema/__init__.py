@@ -22,6 +22,7 @@ from okrgraph.schema.node_queries import NodeQueries
 from okrgraph.schema.notifications.mutations import NotificationMutations
 from okrgraph.schema.notifications.queries import NotificationQueries
 from okrgraph.schema.notifications.types import Notification, NotificationPreference
+from okrgraph.schema.okrs.closing import CycleClosingMutations
 from okrgraph.schema.okrs.key_result_mutations import KeyResultMutations
 from okrgraph.schema.okrs.key_result_types import CheckIn, Initiative, KeyResult, TargetRevision
 from okrgraph.schema.okrs.mutations import OkrMutations
@@ -52,6 +53,7 @@ class Query(
 class Mutation(
     OrganizationMutations,
     OkrMutations,
+    CycleClosingMutations,
     KeyResultMutations,
     KpiMutations,
     AuthMutations,

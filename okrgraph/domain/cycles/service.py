@@ -1,6 +1,6 @@
 """Writes of cycles (admins): creation and forward-only state changes.
 
-Closing a cycle (grading, freezing scores, carry-over) is the cycle roll-over's.
+Closing a cycle (grading, freezing scores, carry-over) is `closing.close_cycle`'s.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from okrgraph.domain.models import Cycle
 from okrgraph.domain.models.enums import Cadence, CycleState
 from okrgraph.domain.validation import text_field
 
-# States move forward only; CLOSED is reached through the roll-over, never directly.
+# States move forward only; CLOSED is reached by closing (closing.py), never directly.
 NEXT_STATES = {
     CycleState.PLANNING: {CycleState.ACTIVE},
     CycleState.ACTIVE: {CycleState.GRADING},

@@ -395,6 +395,10 @@ def inputs(f: Fuzz) -> dict[str, Callable[[], st.SearchStrategy[dict[str, Any]]]
             id=f.ids("Cycle"), name=maybe(STRINGS), startsOn=maybe(day), endsOn=maybe(day),
             state=maybe(st.sampled_from(["PLANNING", "ACTIVE", "GRADING", "CLOSED"])),
         ),
+        "closeCycle": lambda: i(
+            id=f.ids("Cycle"), dryRun=st.booleans(), nextCycleId=maybe(f.ids("Cycle")),
+            carryOver=st.sampled_from(["CARRY_REMAINDER", "REBASELINE", "CLOSE_AS_MISSED"]),
+        ),
         "createObjective": lambda: i(
             cycleId=f.ids("Cycle"), title=STRINGS, description=STRINGS,
             level=st.sampled_from(["COMPANY", "TEAM", "INDIVIDUAL"]),

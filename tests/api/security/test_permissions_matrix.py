@@ -93,6 +93,7 @@ CASES = [
          lambda w, p: _i(name="2027-Q1", cadence="QUARTER", startsOn="2027-01-01",
                          endsOn="2027-03-31"), ADMIN),
     Case("updateCycle", "", lambda w, p: _i(id=w.gid("cycle"), name="Renamed"), ADMIN),
+    Case("closeCycle", "", lambda w, p: _i(id=w.gid("cycle")), ADMIN),
     # objectives: company -> admins, team -> its leads, individual -> its owner
     Case("createObjective", "company",
          lambda w, p: _i(cycleId=w.gid("cycle"), title="Win", level="COMPANY"), ADMIN),

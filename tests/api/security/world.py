@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import graphql
@@ -128,7 +129,8 @@ async def build_world(db: AsyncSession) -> World:
     an initiative and a target revision of kr_own; KPI `kpi` (of `team`) linked to
     obj_own and kr_team, with a measurement; `kpi_orphan` (no team); a notification per person
     (`note_<person>`), a preference of `owner`; a webhook endpoint with a delivery;
-    `spare_token`, another token of `member`.
+    `spare_token`, another token of `member`; cycle `next_cycle` (PLANNING, the
+    quarter after `cycle`).
     """
     org = await make_org(db)
     w = World(org.id)
@@ -174,6 +176,10 @@ async def build_world(db: AsyncSession) -> World:
     )
     w.add("obj_own", "Objective", own.id)
     graded = w.add("graded", "Cycle", (await make_cycle(db, o, state=CycleState.GRADING)).id)
+    next_cycle = await make_cycle(
+        db, o, state=CycleState.PLANNING, starts_on=date(2027, 1, 1), ends_on=date(2027, 3, 31)
+    )
+    w.add("next_cycle", "Cycle", next_cycle.id)
     obj_graded = await make_objective(db, o, level=Level.COMPANY, cycle_id=graded)
     w.add("obj_graded", "Objective", obj_graded.id)
     al = await make_alignment(db, o, child_objective_id=own.id, parent_objective_id=obj_team.id)

@@ -1,0 +1,537 @@
+"""Closing a cycle (admins): grade, freeze, carry over, open the next cycle.
+
+`close_cycle` brings the organisation's scores current, freezes every key
+result's and objective's final score, grades the objectives (ACHIEVED at 0.7,
+the good stretch result, else MISSED) with a reflection each, copies the
+missed objectives with their unfinished key results into the next cycle per
+`CarryOverPolicy`, and marks the cycle CLOSED. A dry run does all of it inside
+a savepoint that is rolled back, so its plan is exactly what a real run does.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okrgraph.domain import scoring
+from okrgraph.domain.access import require_admin
+from okrgraph.domain.audit import record_audit
+from okrgraph.domain.auth.tokens import Principal
+from okrgraph.domain.cycles.service import create_cycle, get_cycle
+from okrgraph.domain.errors import Conflict, NotFound, ValidationFailed
+from okrgraph.domain.key_results.definitions import create_key_result
+from okrgraph.domain.key_results.service import record_check_in
+from okrgraph.domain.models import Alignment, Cycle, KeyResult, Objective, Reflection
+from okrgraph.domain.models.enums import (
+    CycleState,
+    KeyResultDriver,
+    KeyResultState,
+    ObjectiveState,
+    Outcome,
+)
+from okrgraph.domain.objectives.reflections import SUCCESS
+from okrgraph.domain.objectives.service import OBJECTIVE_CHANGED, create_objective
+from okrgraph.domain.outbox.service import emit, recalc_payload
+from okrgraph.domain.scores.queries import org_timezone
+from okrgraph.domain.scores.service import process_pending_events
+
+CYCLE_CLOSED = "cycle.closed"
+DONE = 1.0 - 1e-9  # a key result at (about) 1.0 is finished and not carried over
+
+
+class CarryOverPolicy(enum.Enum):
+    CARRY_REMAINDER = "CARRY_REMAINDER"  # same start and target; current continues
+    REBASELINE = "REBASELINE"  # starts at the old current value, same target
+    CLOSE_AS_MISSED = "CLOSE_AS_MISSED"  # nothing carried over
+
+
+@dataclass(frozen=True)
+class ObjectiveGrade:
+    objective_id: uuid.UUID
+    title: str
+    final_score: float
+    outcome: Outcome
+    carried_over_to_id: uuid.UUID | None  # None in a dry run
+
+
+@dataclass(frozen=True)
+class Closing:
+    """What a close did (or, in a dry run, would do): plain data, no rows."""
+
+    cycle_id: uuid.UUID
+    dry_run: bool
+    next_cycle_name: str
+    objectives: list[ObjectiveGrade]
+    key_results_frozen: int
+    objectives_carried_over: int
+    key_results_carried_over: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "cycle_id": str(self.cycle_id),
+            "dry_run": self.dry_run,
+            "next_cycle_name": self.next_cycle_name,
+            "objectives": [
+                {
+                    "objective_id": str(g.objective_id),
+                    "title": g.title,
+                    "final_score": g.final_score,
+                    "outcome": g.outcome.value,
+                    "carried_over_to_id": str(g.carried_over_to_id)
+                    if g.carried_over_to_id
+                    else None,
+                }
+                for g in self.objectives
+            ],
+            "key_results_frozen": self.key_results_frozen,
+            "objectives_carried_over": self.objectives_carried_over,
+            "key_results_carried_over": self.key_results_carried_over,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Closing:
+        return cls(
+            cycle_id=uuid.UUID(data["cycle_id"]),
+            dry_run=data["dry_run"],
+            next_cycle_name=data["next_cycle_name"],
+            objectives=[
+                ObjectiveGrade(
+                    objective_id=uuid.UUID(g["objective_id"]),
+                    title=g["title"],
+                    final_score=g["final_score"],
+                    outcome=Outcome(g["outcome"]),
+                    carried_over_to_id=uuid.UUID(g["carried_over_to_id"])
+                    if g["carried_over_to_id"]
+                    else None,
+                )
+                for g in data["objectives"]
+            ],
+            key_results_frozen=data["key_results_frozen"],
+            objectives_carried_over=data["objectives_carried_over"],
+            key_results_carried_over=data["key_results_carried_over"],
+        )
+
+
+async def close_cycle(
+    session: AsyncSession,
+    principal: Principal,
+    cycle_id: uuid.UUID,
+    *,
+    dry_run: bool = False,
+    carry_over: CarryOverPolicy = CarryOverPolicy.CARRY_REMAINDER,
+    next_cycle_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> Closing:
+    """Close the cycle; with `dry_run`, return the same plan and write nothing."""
+    require_admin(principal)
+    now = now or datetime.now(UTC)
+    savepoint = await session.begin_nested()
+    try:
+        closing = await _close(session, principal, cycle_id, carry_over, next_cycle_id, now)
+    except BaseException:
+        await savepoint.rollback()
+        raise
+    if not dry_run:
+        await savepoint.commit()
+        return closing
+    await savepoint.rollback()
+    planned = [replace(g, carried_over_to_id=None) for g in closing.objectives]
+    return replace(closing, dry_run=True, objectives=planned)
+
+
+async def _close(
+    session: AsyncSession,
+    principal: Principal,
+    cycle_id: uuid.UUID,
+    policy: CarryOverPolicy,
+    next_cycle_id: uuid.UUID | None,
+    now: datetime,
+) -> Closing:
+    cycle = await _locked_cycle(session, cycle_id)
+    if cycle.state is CycleState.PLANNING:
+        raise Conflict(f"Cycle {cycle.name} has not started; only a started cycle closes.")
+    if cycle.state is CycleState.CLOSED:
+        raise Conflict(f"Cycle {cycle.name} is already closed.")
+    next_cycle = await _next_cycle(session, principal, cycle, next_cycle_id)
+    # The frozen numbers must include every committed check-in.
+    while (await process_pending_events(session, principal.org_id, now=now)).events:
+        pass
+
+    objectives = await _graded_objectives(session, cycle.id)
+    key_results = await _key_results(session, [o.id for o in objectives])
+    for kr in key_results:
+        kr.final_score = kr.score
+    for objective in objectives:
+        objective.final_score = objective.progress
+        achieved = objective.progress >= SUCCESS - 1e-9
+        objective.state = ObjectiveState.ACHIEVED if achieved else ObjectiveState.MISSED
+
+    carried = [o for o in objectives if o.state is ObjectiveState.MISSED]
+    if policy is CarryOverPolicy.CLOSE_AS_MISSED:
+        carried = []
+    copies = await _copy_objectives(session, principal, carried, next_cycle)
+    kr_copies = await _copy_key_results(
+        session, principal, key_results, copies, policy, cycle, next_cycle, now
+    )
+    await _copy_alignments(session, principal, cycle, next_cycle, copies, kr_copies)
+
+    grades = []
+    for objective in objectives:
+        copy = copies.get(objective.id)
+        outcome = (
+            Outcome.CARRIED_OVER
+            if copy is not None
+            else Outcome.ACHIEVED
+            if objective.state is ObjectiveState.ACHIEVED
+            else Outcome.MISSED
+        )
+        grades.append(
+            ObjectiveGrade(
+                objective.id,
+                objective.title,
+                objective.progress,
+                outcome,
+                copy.id if copy else None,
+            )
+        )
+    await _write_reflections(session, principal, cycle.id, grades)
+
+    cycle.state = CycleState.CLOSED
+    cycle.closed_at = now
+    closing = Closing(
+        cycle_id=cycle.id,
+        dry_run=False,
+        next_cycle_name=next_cycle.name,
+        objectives=grades,
+        key_results_frozen=len(key_results),
+        objectives_carried_over=len(copies),
+        key_results_carried_over=len(kr_copies),
+    )
+    summary = closing.as_json()
+    await session.flush()
+    record_audit(session, principal, CYCLE_CLOSED, "Cycle", cycle.id, summary)
+    await emit(
+        session,
+        org_id=principal.org_id,
+        type=CYCLE_CLOSED,
+        subject_type="Cycle",
+        subject_id=cycle.id,
+        payload=summary,
+    )
+    if copies:  # a copy with neither key results nor children still gets its score
+        await emit(
+            session,
+            org_id=principal.org_id,
+            type=OBJECTIVE_CHANGED,
+            subject_type="Cycle",
+            subject_id=next_cycle.id,
+            payload={"recalc": recalc_payload(objective_ids=[c.id for c in copies.values()])},
+        )
+    await session.flush()
+    return closing
+
+
+async def _locked_cycle(session: AsyncSession, cycle_id: uuid.UUID) -> Cycle:
+    """The cycle, locked: a second close waits for the first and then sees it CLOSED."""
+    stmt = (
+        select(Cycle)
+        .where(Cycle.id == cycle_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    cycle = (await session.execute(stmt)).scalar_one_or_none()
+    if cycle is None:
+        raise NotFound("Cycle", cycle_id)
+    return cycle
+
+
+# --- the next cycle -------------------------------------------------------------
+
+_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+_YEAR = re.compile(r"^\d{4}$")
+
+
+def next_cycle_name(name: str) -> str:
+    """`2026-Q4` -> `2027-Q1`, `2026-Q1` -> `2026-Q2`, `2026` -> `2027`, else `<name> (next)`."""
+    if quarter := _QUARTER.match(name):
+        year, q = int(quarter[1]), int(quarter[2])
+        return f"{year + 1}-Q1" if q == 4 else f"{year}-Q{q + 1}"
+    if _YEAR.match(name):
+        return str(int(name) + 1)
+    return f"{name[:93]} (next)"
+
+
+def next_period(starts_on: date, ends_on: date) -> tuple[date, date]:
+    """The period after [starts_on, ends_on] of the same length: whole months when the
+    cycle is whole months (a quarter, a year), else the same number of days."""
+    start = ends_on + timedelta(days=1)
+    if starts_on.day == 1 and start.day == 1:
+        months = (ends_on.year - starts_on.year) * 12 + ends_on.month - starts_on.month + 1
+        years, month = divmod(start.month - 1 + months, 12)
+        return start, date(start.year + years, month + 1, 1) - timedelta(days=1)
+    return start, start + (ends_on - starts_on)
+
+
+async def _next_cycle(
+    session: AsyncSession, principal: Principal, cycle: Cycle, next_cycle_id: uuid.UUID | None
+) -> Cycle:
+    if next_cycle_id is not None:
+        given = await get_cycle(session, next_cycle_id)
+        if given.state not in (CycleState.PLANNING, CycleState.ACTIVE):
+            raise ValidationFailed("input.nextCycleId", "The next cycle is PLANNING or ACTIVE.")
+        if given.starts_on <= cycle.ends_on:
+            raise ValidationFailed(
+                "input.nextCycleId", f"The next cycle starts after {cycle.name} ends."
+            )
+        return given
+    existing = (
+        await session.execute(
+            select(Cycle)
+            .where(
+                Cycle.cadence == cycle.cadence,
+                Cycle.starts_on > cycle.ends_on,
+                Cycle.state.in_([CycleState.PLANNING, CycleState.ACTIVE]),
+            )
+            .order_by(Cycle.starts_on, Cycle.name)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    starts_on, ends_on = next_period(cycle.starts_on, cycle.ends_on)
+    parent_id = None
+    if cycle.parent_cycle_id is not None:
+        parent = await get_cycle(session, cycle.parent_cycle_id)
+        if parent.starts_on <= starts_on and ends_on <= parent.ends_on:
+            parent_id = parent.id
+    return await create_cycle(
+        session,
+        principal,
+        name=await _free_name(session, next_cycle_name(cycle.name)),
+        cadence=cycle.cadence,
+        starts_on=starts_on,
+        ends_on=ends_on,
+        parent_cycle_id=parent_id,
+        state=CycleState.PLANNING,
+    )
+
+
+async def _free_name(session: AsyncSession, name: str) -> str:
+    """`name`, or `name (2)`, ... when a cycle of that name exists (names are unique)."""
+    taken = set((await session.execute(select(Cycle.name))).scalars())
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name[:90]} ({n})", n + 1
+    return candidate
+
+
+# --- grading and carrying over ------------------------------------------------------
+
+
+async def _graded_objectives(session: AsyncSession, cycle_id: uuid.UUID) -> list[Objective]:
+    """The cycle's objectives that get a grade: neither DRAFT nor CANCELLED. Read fresh:
+    the roll-up writes with plain SQL, behind the session's identity map."""
+    stmt = (
+        select(Objective)
+        .where(
+            Objective.cycle_id == cycle_id,
+            Objective.state.not_in([ObjectiveState.DRAFT, ObjectiveState.CANCELLED]),
+        )
+        .order_by(Objective.created_at, Objective.id)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def _key_results(session: AsyncSession, objective_ids: list[uuid.UUID]) -> list[KeyResult]:
+    """Their key results that count (not cancelled), read fresh."""
+    stmt = (
+        select(KeyResult)
+        .where(
+            KeyResult.objective_id.in_(objective_ids),
+            KeyResult.state != KeyResultState.CANCELLED,
+        )
+        .order_by(KeyResult.created_at, KeyResult.id)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def _copy_objectives(
+    session: AsyncSession, principal: Principal, carried: Sequence[Objective], next_cycle: Cycle
+) -> dict[uuid.UUID, Objective]:
+    copies = {}
+    for old in carried:
+        copy = await create_objective(
+            session,
+            principal,
+            cycle_id=next_cycle.id,
+            title=old.title,
+            level=old.level,
+            description=old.description,
+            owner_team_id=old.owner_team_id,
+            owner_person_id=old.owner_person_id,
+            progress_driver=old.progress_driver,
+        )
+        copy.carried_over_from_id = old.id
+        copies[old.id] = copy
+    return copies
+
+
+async def _copy_key_results(
+    session: AsyncSession,
+    principal: Principal,
+    key_results: Sequence[KeyResult],
+    copies: dict[uuid.UUID, Objective],
+    policy: CarryOverPolicy,
+    cycle: Cycle,
+    next_cycle: Cycle,
+    now: datetime,
+) -> dict[uuid.UUID, KeyResult]:
+    """Copies of the carried objectives' unfinished key results, per policy."""
+    tz = await org_timezone(session, principal.org_id)
+    next_start, _ = scoring.cycle_bounds(next_cycle.starts_on, next_cycle.ends_on, tz)
+    kr_copies = {}
+    for old in key_results:
+        if old.objective_id not in copies or old.score >= DONE:
+            continue
+        start = old.start_value
+        if policy is CarryOverPolicy.REBASELINE and old.current_value is not None:
+            start = old.current_value
+        new = await create_key_result(
+            session,
+            principal,
+            objective_id=copies[old.objective_id].id,
+            title=old.title,
+            kind=old.kind,
+            start=start,
+            target=old.target_value,
+            unit=old.unit,
+            weight_value=old.weight,
+            owner_person_id=old.owner_person_id,
+            progress_driver=old.progress_driver,
+            stretch=old.stretch,
+        )
+        new.owner_person_id = old.owner_person_id  # also when it had none
+        kr_copies[old.id] = new
+        carry_value = (
+            policy is CarryOverPolicy.CARRY_REMAINDER
+            and old.current_value is not None
+            and old.progress_driver is KeyResultDriver.CHECK_INS
+        )
+        if carry_value:
+            assert old.current_value is not None
+            await record_check_in(
+                session,
+                org_id=principal.org_id,
+                key_result_id=new.id,
+                value=old.current_value,
+                confidence=old.confidence,
+                comment=f"Carried over from {cycle.name}",
+                author_person_id=principal.person_id,
+                # at the next cycle's start, unless that is still ahead (no future check-ins)
+                effective_at=min(next_start, now),
+                now=now,
+                actor_token_id=principal.token_id,
+            )
+    await session.flush()
+    return kr_copies
+
+
+async def _enclosing_cycles(session: AsyncSession, cycle: Cycle) -> set[uuid.UUID]:
+    """The cycle and every cycle containing it (a quarter's year)."""
+    out = {cycle.id}
+    parent_id = cycle.parent_cycle_id
+    while parent_id is not None and parent_id not in out:
+        out.add(parent_id)
+        parent_id = (await get_cycle(session, parent_id)).parent_cycle_id
+    return out
+
+
+async def _copy_alignments(
+    session: AsyncSession,
+    principal: Principal,
+    cycle: Cycle,
+    next_cycle: Cycle,
+    copies: dict[uuid.UUID, Objective],
+    kr_copies: dict[uuid.UUID, KeyResult],
+) -> None:
+    """A copy supports its parent's copy when the parent was carried over too, or the
+    same parent when that lives in a cycle containing the next one; else nothing."""
+    if not copies:
+        return
+    reachable = await _enclosing_cycles(session, next_cycle)
+    edges = (
+        await session.execute(
+            select(Alignment, Objective.cycle_id)
+            .join(
+                KeyResult,
+                KeyResult.id == Alignment.parent_key_result_id,
+                isouter=True,
+            )
+            .join(
+                Objective,
+                Objective.id.in_([Alignment.parent_objective_id, KeyResult.objective_id]),
+            )
+            .where(Alignment.child_objective_id.in_(list(copies)))
+            .order_by(Alignment.created_at, Alignment.id)
+        )
+    ).all()
+    for edge, parent_cycle_id in edges:
+        parent_objective_id, parent_kr_id = edge.parent_objective_id, edge.parent_key_result_id
+        if parent_objective_id in copies:
+            parent_objective_id = copies[parent_objective_id].id
+        elif parent_kr_id in kr_copies:
+            parent_kr_id = kr_copies[parent_kr_id].id
+        elif parent_cycle_id == cycle.id or parent_cycle_id not in reachable:
+            continue
+        session.add(
+            Alignment(
+                org_id=principal.org_id,
+                id=uuid.uuid4(),
+                child_objective_id=copies[edge.child_objective_id].id,
+                parent_objective_id=parent_objective_id,
+                parent_key_result_id=parent_kr_id,
+                weight=edge.weight,
+                contributes=edge.contributes,
+            )
+        )
+    await session.flush()
+
+
+async def _write_reflections(
+    session: AsyncSession, principal: Principal, cycle_id: uuid.UUID, grades: list[ObjectiveGrade]
+) -> None:
+    """One reflection per graded objective; an existing one keeps its texts."""
+    existing = {
+        r.objective_id: r
+        for r in (
+            await session.execute(
+                select(Reflection).where(
+                    Reflection.objective_id.in_([g.objective_id for g in grades])
+                )
+            )
+        ).scalars()
+    }
+    for grade in grades:
+        reflection = existing.get(grade.objective_id)
+        if reflection is None:
+            reflection = Reflection(
+                org_id=principal.org_id,
+                id=uuid.uuid4(),
+                objective_id=grade.objective_id,
+                cycle_id=cycle_id,
+                final_score=grade.final_score,
+                outcome=grade.outcome,
+            )
+            session.add(reflection)
+        reflection.final_score, reflection.outcome = grade.final_score, grade.outcome
+    await session.flush()

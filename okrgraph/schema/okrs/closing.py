@@ -1,0 +1,147 @@
+"""`closeCycle`: grade, freeze and carry over a cycle, or (dryRun) show the plan."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okrgraph.domain.auth.tokens import Principal
+from okrgraph.domain.cycles import closing
+from okrgraph.domain.cycles.closing import CarryOverPolicy, Closing
+from okrgraph.domain.models import Cycle as CycleRow
+from okrgraph.schema.context import Info
+from okrgraph.schema.enums import Outcome
+from okrgraph.schema.node import parse_id, parse_optional_id, to_global_id
+from okrgraph.schema.okrs.types import Cycle
+from okrgraph.schema.payloads import UserErrors, run_mutation
+
+strawberry.enum(
+    CarryOverPolicy,
+    description="What happens to a missed objective's unfinished key results at close.",
+)
+
+
+@strawberry.input(description="The cycle to close and how to carry its missed objectives over.")
+class CloseCycleInput:
+    id: strawberry.ID = strawberry.field(description="The cycle (ACTIVE or GRADING).")
+    dry_run: bool = strawberry.field(
+        default=False, description="Only show what closing would do; change nothing."
+    )
+    carry_over: CarryOverPolicy = strawberry.field(
+        default=CarryOverPolicy.CARRY_REMAINDER,
+        description=(
+            "CARRY_REMAINDER: the copy keeps start and target, its current value continues; "
+            "REBASELINE: the copy starts at the old current value; "
+            "CLOSE_AS_MISSED: nothing is carried over."
+        ),
+    )
+    next_cycle_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description=(
+            "The cycle to carry over into (PLANNING or ACTIVE, starting after this one). "
+            "Default: the next existing cycle of the same cadence, else a new one."
+        ),
+    )
+
+
+@strawberry.type(description="How one objective ended the closed cycle.")
+class ObjectiveGrade:
+    objective_id: strawberry.ID = strawberry.field(description="The graded objective.")
+    title: str = strawberry.field(description="Its title.")
+    final_score: float = strawberry.field(description="Its frozen final score (0..1).")
+    outcome: Outcome = strawberry.field(
+        description="ACHIEVED (0.7 or more), MISSED, or CARRIED_OVER into the next cycle."
+    )
+    carried_over_to_id: strawberry.ID | None = strawberry.field(
+        description="The objective's copy in the next cycle (null in a dry run or if none)."
+    )
+
+
+@strawberry.type(description="What closing a cycle did, or in a dry run would do.")
+class CycleClosing:
+    objectives: list[ObjectiveGrade] = strawberry.field(
+        description="Every graded objective (DRAFT and CANCELLED ones are left alone)."
+    )
+    key_results_frozen: int = strawberry.field(description="Key results given a final score.")
+    objectives_carried_over: int = strawberry.field(
+        description="Missed objectives copied into the next cycle."
+    )
+    key_results_carried_over: int = strawberry.field(
+        description="Unfinished key results copied with them."
+    )
+
+
+@strawberry.type(description="The cycle closed, or in a dry run the plan of closing it.")
+class CloseCycleSuccess:
+    dry_run: bool = strawberry.field(description="True when nothing was changed.")
+    cycle: Cycle = strawberry.field(
+        description="The cycle after closing (in a dry run: as it is, unchanged)."
+    )
+    next_cycle_name: str = strawberry.field(
+        description="The cycle the missed objectives go to (created if none existed)."
+    )
+    summary: CycleClosing = strawberry.field(description="Grades and counts.")
+
+
+CloseCycleResult = Annotated[
+    CloseCycleSuccess | UserErrors,
+    strawberry.union("CloseCycleResult", description="CloseCycleSuccess or a user error."),
+]
+
+
+def _summary(done: Closing) -> CycleClosing:
+    return CycleClosing(
+        objectives=[
+            ObjectiveGrade(
+                objective_id=to_global_id("Objective", g.objective_id),
+                title=g.title,
+                final_score=g.final_score,
+                outcome=g.outcome,
+                carried_over_to_id=to_global_id("Objective", g.carried_over_to_id)
+                if g.carried_over_to_id
+                else None,
+            )
+            for g in done.objectives
+        ],
+        key_results_frozen=done.key_results_frozen,
+        objectives_carried_over=done.objectives_carried_over,
+        key_results_carried_over=done.key_results_carried_over,
+    )
+
+
+@strawberry.type
+class CycleClosingMutations:
+    @strawberry.mutation(
+        description=(
+            "Close a cycle (admins): bring scores current, freeze final scores, grade the "
+            "objectives with a reflection each, carry missed ones over, mark it CLOSED. "
+            "With dryRun, the same plan without changing anything."
+        )
+    )
+    async def close_cycle(
+        self, info: Info, input: CloseCycleInput, idempotency_key: str | None = None
+    ) -> CloseCycleResult:
+        async def action(session: AsyncSession, principal: Principal) -> Any:
+            done = await closing.close_cycle(
+                session,
+                principal,
+                parse_id(input.id, "Cycle", "input.id"),
+                dry_run=input.dry_run,
+                carry_over=input.carry_over,
+                next_cycle_id=parse_optional_id(input.next_cycle_id, "Cycle", "input.nextCycleId"),
+            )
+            return done.as_json()  # plain data: an idempotent replay returns it as stored
+
+        async def success(result: dict[str, Any]) -> CloseCycleSuccess:
+            done = Closing.from_json(result)
+            row = await info.context.loaders.by_id(CycleRow).load(done.cycle_id)
+            return CloseCycleSuccess(
+                dry_run=done.dry_run,
+                cycle=Cycle.from_row(row),
+                next_cycle_name=done.next_cycle_name,
+                summary=_summary(done),
+            )
+
+        return await run_mutation(info, "closeCycle", input, idempotency_key, action, success)

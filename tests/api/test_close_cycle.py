@@ -1,0 +1,401 @@
+"""closeCycle: grading, frozen scores, carry-over per policy, the next cycle, dry runs."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okrgraph.domain.cycles.closing import next_cycle_name, next_period
+from okrgraph.domain.errors import Conflict
+from okrgraph.domain.key_results.service import record_check_in
+from okrgraph.domain.models import (
+    Alignment,
+    AuditEntry,
+    CheckIn,
+    Cycle,
+    KeyResult,
+    Objective,
+    OutboxEvent,
+    Reflection,
+)
+from okrgraph.domain.models.enums import (
+    Cadence,
+    CycleState,
+    KeyResultState,
+    Level,
+    ObjectiveState,
+    OrgRole,
+    Outcome,
+)
+from okrgraph.domain.scores.service import full_recalculation, process_pending_events
+from okrgraph.schema.node import to_global_id
+from tests.api.security.world import changed, snapshot
+from tests.factories import (
+    make_alignment,
+    make_cycle,
+    make_key_result,
+    make_objective,
+    make_org,
+    make_reflection,
+    make_token,
+)
+from tests.gql import data
+
+CLOSE = """mutation($input: CloseCycleInput!) { closeCycle(input: $input) {
+  __typename ... on UserError { message } ... on ValidationError { field }
+  ... on CloseCycleSuccess {
+    dryRun nextCycleName cycle { id name state }
+    summary { keyResultsFrozen objectivesCarriedOver keyResultsCarriedOver
+              objectives { objectiveId title finalScore outcome carriedOverToId } }
+  }
+} }"""
+
+
+@dataclass
+class Quarter:
+    """2026-Q3 (in the year 2026, with the yearly `mission`), check-ins recorded and
+    not yet rolled up: `good` at 0.8, `poor` at 0.3 (aligned to `mission`), `child`
+    at 0.1 (aligned to `poor`), a DRAFT and a CANCELLED objective."""
+
+    org_id: uuid.UUID
+    token: str
+    year: Cycle
+    cycle: Cycle
+    mission: Objective
+    good: Objective
+    poor: Objective
+    child: Objective
+    draft: Objective
+    cancelled: Objective
+    kr: dict[str, KeyResult]
+
+
+async def _quarter(db: AsyncSession, name: str = "2026-Q3") -> Quarter:
+    org = await make_org(db)
+    o = org.id
+    _, token = await make_token(db, o, role=OrgRole.ADMIN, scopes=["read", "write", "admin"])
+    year = await make_cycle(db, o, cadence=Cadence.YEAR, name="2026", starts_on=date(2026, 1, 1))
+    start, end = (date(2026, 7, 1), date(2026, 9, 30))
+    if name.endswith("Q4"):
+        start, end = date(2026, 10, 1), date(2026, 12, 31)
+    cycle = await make_cycle(
+        db, o, name=name, starts_on=start, ends_on=end, parent_cycle_id=year.id
+    )
+    mission = await make_objective(db, o, cycle_id=year.id, title="Mission")
+    good = await make_objective(db, o, cycle_id=cycle.id, title="Good")
+    poor = await make_objective(db, o, level=Level.TEAM, cycle_id=cycle.id, title="Poor")
+    child = await make_objective(db, o, level=Level.TEAM, cycle_id=cycle.id, title="Child")
+    draft = await make_objective(db, o, cycle_id=cycle.id, state=ObjectiveState.DRAFT)
+    cancelled = await make_objective(db, o, cycle_id=cycle.id, state=ObjectiveState.CANCELLED)
+    await make_alignment(db, o, child_objective_id=poor.id, parent_objective_id=mission.id)
+    await make_alignment(db, o, child_objective_id=child.id, parent_objective_id=poor.id, weight=2)
+    kr = {}
+    for key, objective, value, weight in (
+        ("good", good, 80.0, 1.0),
+        ("poor_a", poor, 40.0, 1.0),
+        ("poor_b", poor, 20.0, 1.0),
+        ("poor_done", poor, 100.0, 0.0),  # finished: frozen, never carried
+        ("child", child, 10.0, 1.0),
+        ("draft", draft, 50.0, 1.0),
+    ):
+        kr[key] = await make_key_result(
+            db, o, objective_id=objective.id, weight=weight, unit="%", stretch=key == "poor_b"
+        )
+        await record_check_in(db, org_id=o, key_result_id=kr[key].id, value=value, confidence=6)
+    kr["poor_cancelled"] = await make_key_result(
+        db, o, objective_id=poor.id, state=KeyResultState.CANCELLED
+    )
+    return Quarter(o, token, year, cycle, mission, good, poor, child, draft, cancelled, kr)
+
+
+async def _close(
+    client: httpx.AsyncClient, token: str, cycle_id: uuid.UUID, **fields: Any
+) -> dict[str, Any]:
+    variables = {"id": to_global_id("Cycle", cycle_id), **fields}
+    result: dict[str, Any] = (await data(client, token, CLOSE, input=variables))["closeCycle"]
+    return result
+
+
+async def _fresh(db: AsyncSession, model: Any, *where: Any) -> list[Any]:
+    stmt = select(model).where(*where).execution_options(populate_existing=True)
+    return list((await db.execute(stmt)).scalars())
+
+
+async def _one(db: AsyncSession, model: Any, id: uuid.UUID) -> Any:
+    (row,) = await _fresh(db, model, model.id == id)
+    return row
+
+
+async def _copies(db: AsyncSession, cycle_name: str) -> dict[str, Objective]:
+    """The objectives of the named cycle, by title."""
+    (cycle,) = await _fresh(db, Cycle, Cycle.name == cycle_name)
+    return {o.title: o for o in await _fresh(db, Objective, Objective.cycle_id == cycle.id)}
+
+
+# --- grading and freezing -------------------------------------------------------------
+
+
+async def test_close_freezes_scores_grades_and_reflects(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    q = await _quarter(db)
+    await make_reflection(
+        db, q.org_id, objective_id=q.good.id, cycle_id=q.cycle.id, what_worked="Focus",
+        final_score=0.1, outcome=Outcome.MISSED,
+    )  # fmt: skip
+    result = await _close(client, q.token, q.cycle.id)
+    assert result["__typename"] == "CloseCycleSuccess", result
+    assert result["dryRun"] is False
+    assert result["cycle"]["state"] == "CLOSED"
+    assert result["nextCycleName"] == "2026-Q4"
+
+    # the pending check-ins were rolled up first: the frozen numbers include them
+    good, poor, child = [await _one(db, Objective, o.id) for o in (q.good, q.poor, q.child)]
+    assert (good.final_score, good.state) == (pytest.approx(0.8), ObjectiveState.ACHIEVED)
+    assert (poor.final_score, poor.state) == (pytest.approx(0.3), ObjectiveState.MISSED)
+    assert (child.final_score, child.state) == (pytest.approx(0.1), ObjectiveState.MISSED)
+    for key in ("good", "poor_a", "poor_b", "poor_done", "child"):
+        kr = await _one(db, KeyResult, q.kr[key].id)
+        assert kr.final_score == kr.score, key
+    assert (await _one(db, KeyResult, q.kr["poor_a"].id)).final_score == pytest.approx(0.4)
+    for untouched in (q.draft, q.cancelled):
+        row = await _one(db, Objective, untouched.id)
+        assert (row.final_score, row.state) == (None, untouched.state)
+    assert (await _one(db, KeyResult, q.kr["draft"].id)).final_score is None
+    assert (await _one(db, KeyResult, q.kr["poor_cancelled"].id)).final_score is None
+
+    reflections = {
+        r.objective_id: r for r in await _fresh(db, Reflection, Reflection.cycle_id == q.cycle.id)
+    }
+    assert set(reflections) == {q.good.id, q.poor.id, q.child.id}
+    assert reflections[q.good.id].outcome is Outcome.ACHIEVED
+    assert reflections[q.good.id].final_score == pytest.approx(0.8)
+    assert reflections[q.good.id].what_worked == "Focus"  # kept
+    assert reflections[q.poor.id].outcome is Outcome.CARRIED_OVER
+    assert reflections[q.poor.id].final_score == pytest.approx(0.3)
+
+    grades = {g["title"]: g for g in result["summary"]["objectives"]}
+    assert set(grades) == {"Good", "Poor", "Child"}
+    assert grades["Good"]["outcome"] == "ACHIEVED"
+    assert grades["Good"]["carriedOverToId"] is None
+    assert grades["Poor"]["finalScore"] == pytest.approx(0.3)
+    assert grades["Poor"]["outcome"] == "CARRIED_OVER"
+    assert result["summary"]["keyResultsFrozen"] == 5
+
+    cycle = await _one(db, Cycle, q.cycle.id)
+    assert cycle.state is CycleState.CLOSED
+    assert cycle.closed_at is not None
+    (event,) = await _fresh(db, OutboxEvent, OutboxEvent.type == "cycle.closed")
+    assert event.subject_id == q.cycle.id
+    assert event.payload["objectives_carried_over"] == 2
+    assert await _fresh(db, AuditEntry, AuditEntry.action == "cycle.closed")
+
+    # closed: a check-in is refused and a full recalculation changes no final score
+    with pytest.raises(Conflict):
+        await record_check_in(db, org_id=q.org_id, key_result_id=q.kr["good"].id, value=100)
+    await full_recalculation(db, q.org_id)
+    assert (await _one(db, Objective, q.good.id)).final_score == pytest.approx(0.8)
+    assert (await _one(db, KeyResult, q.kr["poor_a"].id)).final_score == pytest.approx(0.4)
+    assert (await _one(db, Objective, q.poor.id)).final_score == pytest.approx(0.3)
+
+
+# --- carry-over -------------------------------------------------------------------------
+
+
+async def test_carry_remainder_continues_the_current_value(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    q = await _quarter(db)
+    result = await _close(client, q.token, q.cycle.id, carryOver="CARRY_REMAINDER")
+    summary = result["summary"]
+    assert (summary["objectivesCarriedOver"], summary["keyResultsCarriedOver"]) == (2, 3)
+    copies = await _copies(db, "2026-Q4")
+    assert set(copies) == {"Poor", "Child"}
+    poor, child = copies["Poor"], copies["Child"]
+    assert poor.carried_over_from_id == q.poor.id
+    assert child.carried_over_from_id == q.child.id
+    assert (poor.level, poor.owner_team_id, poor.state) == (
+        Level.TEAM, q.poor.owner_team_id, ObjectiveState.ACTIVE,
+    )  # fmt: skip
+    grades = {g["title"]: g for g in summary["objectives"]}
+    assert grades["Poor"]["carriedOverToId"] == to_global_id("Objective", poor.id)
+
+    krs = {k.title: k for k in await _fresh(db, KeyResult, KeyResult.objective_id == poor.id)}
+    assert set(krs) == {q.kr["poor_a"].title, q.kr["poor_b"].title}  # not done, not cancelled
+    new_b = krs[q.kr["poor_b"].title]
+    assert (new_b.start_value, new_b.target_value, new_b.unit, new_b.stretch) == (0, 100, "%", True)
+    (carried,) = await _fresh(db, CheckIn, CheckIn.key_result_id == new_b.id)
+    assert (carried.value, carried.comment) == (20, "Carried over from 2026-Q3")
+
+    await process_pending_events(db, q.org_id)
+    assert (await _one(db, KeyResult, new_b.id)).score == pytest.approx(0.2)
+    assert (await _one(db, KeyResult, krs[q.kr["poor_a"].title].id)).score == pytest.approx(0.4)
+    assert (await _one(db, Objective, poor.id)).progress == pytest.approx(0.3)
+
+    # the child's copy supports the parent's copy; the parent's copy the same mission
+    edges = {
+        (a.child_objective_id, a.parent_objective_id, a.weight)
+        for a in await _fresh(db, Alignment, Alignment.child_objective_id.in_([poor.id, child.id]))
+    }
+    assert edges == {(child.id, poor.id, 2.0), (poor.id, q.mission.id, 1.0)}
+
+
+async def test_rebaseline_starts_at_the_old_current_value(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    q = await _quarter(db)
+    result = await _close(client, q.token, q.cycle.id, carryOver="REBASELINE")
+    assert result["summary"]["keyResultsCarriedOver"] == 3
+    poor = (await _copies(db, "2026-Q4"))["Poor"]
+    krs = await _fresh(db, KeyResult, KeyResult.objective_id == poor.id)
+    assert sorted((k.start_value, k.target_value) for k in krs) == [(20, 100), (40, 100)]
+    assert not await _fresh(db, CheckIn, CheckIn.key_result_id.in_([k.id for k in krs]))
+    await process_pending_events(db, q.org_id)
+    assert [(await _one(db, KeyResult, k.id)).score for k in krs] == [0, 0]
+
+
+async def test_close_as_missed_carries_nothing(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    q = await _quarter(db)
+    result = await _close(client, q.token, q.cycle.id, carryOver="CLOSE_AS_MISSED")
+    assert result["summary"]["objectivesCarriedOver"] == 0
+    assert {g["outcome"] for g in result["summary"]["objectives"]} == {"ACHIEVED", "MISSED"}
+    assert await _copies(db, "2026-Q4") == {}
+    assert not await _fresh(db, Objective, Objective.carried_over_from_id.is_not(None))
+    (poor,) = await _fresh(db, Reflection, Reflection.objective_id == q.poor.id)
+    assert poor.outcome is Outcome.MISSED
+
+
+# --- the next cycle ---------------------------------------------------------------------
+
+
+def test_next_cycle_names_and_periods() -> None:
+    assert next_cycle_name("2026-Q4") == "2027-Q1"
+    assert next_cycle_name("2026-Q1") == "2026-Q2"
+    assert next_cycle_name("2026") == "2027"
+    assert next_cycle_name("Sprint 7") == "Sprint 7 (next)"
+    assert next_period(date(2026, 10, 1), date(2026, 12, 31)) == (
+        date(2027, 1, 1), date(2027, 3, 31),
+    )  # fmt: skip
+    assert next_period(date(2026, 1, 1), date(2026, 12, 31)) == (
+        date(2027, 1, 1), date(2027, 12, 31),
+    )  # fmt: skip
+    assert next_period(date(2026, 3, 2), date(2026, 3, 15)) == (
+        date(2026, 3, 16), date(2026, 3, 29),
+    )  # fmt: skip
+
+
+async def test_a_missing_next_cycle_is_created(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    q = await _quarter(db, "2026-Q4")
+    result = await _close(client, q.token, q.cycle.id)
+    assert result["nextCycleName"] == "2027-Q1"
+    (created,) = await _fresh(db, Cycle, Cycle.name == "2027-Q1")
+    assert (created.starts_on, created.ends_on) == (date(2027, 1, 1), date(2027, 3, 31))
+    assert (created.cadence, created.state) == (Cadence.QUARTER, CycleState.PLANNING)
+    assert created.parent_cycle_id is None  # 2027-Q1 does not fit in 2026
+    copies = await _copies(db, "2027-Q1")
+    assert set(copies) == {"Poor", "Child"}
+    # the mission lives in 2026, which does not contain 2027-Q1: no edge to it
+    edges = await _fresh(db, Alignment, Alignment.child_objective_id == copies["Poor"].id)
+    assert edges == []
+
+
+async def test_an_existing_next_cycle_is_used(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    q = await _quarter(db)
+    later = await make_cycle(
+        db, q.org_id, name="Q4 plan", starts_on=date(2026, 10, 1), state=CycleState.PLANNING,
+        parent_cycle_id=q.year.id,
+    )  # fmt: skip
+    await make_cycle(  # later still: not the earliest
+        db, q.org_id, name="Q1 plan", starts_on=date(2027, 1, 1), ends_on=date(2027, 3, 31),
+        state=CycleState.PLANNING,
+    )  # fmt: skip
+    cycles = len(await _fresh(db, Cycle))
+    result = await _close(client, q.token, q.cycle.id)
+    assert result["nextCycleName"] == "Q4 plan"
+    assert len(await _fresh(db, Cycle)) == cycles
+    assert set(await _copies(db, "Q4 plan")) == {"Poor", "Child"}
+    assert (await _one(db, Cycle, later.id)).state is CycleState.PLANNING
+
+
+async def test_a_bad_next_cycle_is_refused_and_nothing_is_written(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    q = await _quarter(db)
+    closed = await make_cycle(db, q.org_id, starts_on=date(2026, 10, 1), state=CycleState.CLOSED)
+    earlier = await make_cycle(
+        db, q.org_id, starts_on=date(2026, 4, 1), ends_on=date(2026, 6, 30),
+        state=CycleState.PLANNING,
+    )  # fmt: skip
+    before = await snapshot(db, q.org_id)
+    for bad in (closed.id, earlier.id, q.cycle.id):
+        result = await _close(client, q.token, q.cycle.id, nextCycleId=to_global_id("Cycle", bad))
+        assert (result["__typename"], result.get("field")) == (
+            "ValidationError", "input.nextCycleId",
+        ), result  # fmt: skip
+        assert changed(before, await snapshot(db, q.org_id)) == {}
+
+
+# --- dry run ----------------------------------------------------------------------------
+
+
+def _without_new_ids(result: dict[str, Any]) -> dict[str, Any]:
+    summary = result["summary"]
+    objectives = [{**g, "carriedOverToId": None} for g in summary["objectives"]]
+    return {"nextCycleName": result["nextCycleName"], **summary, "objectives": objectives}
+
+
+async def test_a_dry_run_writes_nothing_and_plans_what_the_real_run_does(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    q = await _quarter(db)  # with pending roll-up events, which a close processes
+    before = await snapshot(db, q.org_id)
+    dry = await _close(client, q.token, q.cycle.id, dryRun=True)
+    assert dry["__typename"] == "CloseCycleSuccess", dry
+    assert dry["dryRun"] is True
+    assert dry["cycle"]["state"] == "ACTIVE"
+    assert all(g["carriedOverToId"] is None for g in dry["summary"]["objectives"])
+    assert changed(before, await snapshot(db, q.org_id)) == {}
+
+    real = await _close(client, q.token, q.cycle.id)
+    assert real["dryRun"] is False
+    assert real["cycle"]["state"] == "CLOSED"
+    assert _without_new_ids(dry) == _without_new_ids(real)
+    assert real["summary"]["objectivesCarriedOver"] == 2
+    assert sum(g["carriedOverToId"] is not None for g in real["summary"]["objectives"]) == 2
+
+
+# --- refusals ---------------------------------------------------------------------------
+
+
+async def test_planning_and_closed_cycles_are_refused(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    q = await _quarter(db)
+    planning = await make_cycle(db, q.org_id, state=CycleState.PLANNING)
+    closed = await make_cycle(db, q.org_id, state=CycleState.CLOSED)
+    before = await snapshot(db, q.org_id)
+    for cycle in (planning, closed):
+        result = await _close(client, q.token, cycle.id)
+        assert result["__typename"] == "Conflict", result
+    assert changed(before, await snapshot(db, q.org_id)) == {}
+    assert (await _close(client, q.token, q.cycle.id))["__typename"] == "CloseCycleSuccess"
+    again = await _close(client, q.token, q.cycle.id)
+    assert again["__typename"] == "Conflict"
+
+
+async def test_only_admins_close(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    q = await _quarter(db)
+    _, member = await make_token(db, q.org_id, role=OrgRole.MEMBER)
+    _, admin_rw = await make_token(db, q.org_id, role=OrgRole.ADMIN)  # read+write only
+    for token in (member, admin_rw):
+        result = await _close(client, token, q.cycle.id, dryRun=True)
+        assert result["__typename"] == "Forbidden", result
+    count = select(func.count()).select_from(Cycle).where(Cycle.state == CycleState.CLOSED)
+    assert (await db.execute(count)).scalar_one() == 0
