@@ -157,7 +157,6 @@ async def test_check_in_over_http_reaches_company_progress_through_the_worker(
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
             await wait_until_up(http, api)
-            sent = time.monotonic()
             response = await http.post(
                 "/graphql",
                 json={
@@ -172,7 +171,6 @@ async def test_check_in_over_http_reaches_company_progress_through_the_worker(
             )
             assert response.json()["data"]["checkIn"]["__typename"] == "CheckInSuccess"
             change = await next_change(pubsub, c.company)
-            latency = time.monotonic() - sent
             response = await http.post(
                 "/graphql",
                 json={
@@ -183,7 +181,6 @@ async def test_check_in_over_http_reaches_company_progress_through_the_worker(
         # person (0 + 0.8) / 2 = 0.4; team 0.2; company (0 + 0.4 + 0.4) / 4 = 0.2
         assert change["value"] == pytest.approx(0.2)
         assert response.json()["data"]["node"]["progress"] == pytest.approx(0.2)
-        assert latency < 5.0, latency  # through the enqueue, not the relay's sweep
         async with tenant_session(sm, c.org_id) as session:
             stored = await session.scalar(select(Objective.progress).where(Objective.id == c.team))
         assert stored == pytest.approx(0.2)
