@@ -21,6 +21,7 @@ from okrgraph.domain.models import (
     CheckIn,
     Cycle,
     KeyResult,
+    KpiLink,
     Objective,
     OutboxEvent,
     Reflection,
@@ -28,19 +29,27 @@ from okrgraph.domain.models import (
 from okrgraph.domain.models.enums import (
     Cadence,
     CycleState,
+    KeyResultDriver,
     KeyResultState,
     Level,
     ObjectiveState,
     OrgRole,
     Outcome,
 )
-from okrgraph.domain.scores.service import full_recalculation, process_pending_events
+from okrgraph.domain.scores.service import (
+    full_recalculation,
+    process_pending_events,
+    sync_kpis,
+)
 from okrgraph.schema.node import to_global_id
 from tests.api.security.world import changed, snapshot
 from tests.factories import (
     make_alignment,
     make_cycle,
     make_key_result,
+    make_kpi,
+    make_kpi_link,
+    make_measurement,
     make_objective,
     make_org,
     make_reflection,
@@ -48,7 +57,8 @@ from tests.factories import (
 )
 from tests.gql import data
 
-CLOSE = """mutation($input: CloseCycleInput!) { closeCycle(input: $input) {
+CLOSE = """mutation($input: CloseCycleInput!, $key: String) {
+closeCycle(input: $input, idempotencyKey: $key) {
   __typename ... on UserError { message } ... on ValidationError { field }
   ... on CloseCycleSuccess {
     dryRun nextCycleName cycle { id name state }
@@ -116,10 +126,15 @@ async def _quarter(db: AsyncSession, name: str = "2026-Q3") -> Quarter:
 
 
 async def _close(
-    client: httpx.AsyncClient, token: str, cycle_id: uuid.UUID, **fields: Any
+    client: httpx.AsyncClient,
+    token: str,
+    cycle_id: uuid.UUID,
+    key: str | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
     variables = {"id": to_global_id("Cycle", cycle_id), **fields}
-    result: dict[str, Any] = (await data(client, token, CLOSE, input=variables))["closeCycle"]
+    body = await data(client, token, CLOSE, input=variables, key=key)
+    result: dict[str, Any] = body["closeCycle"]
     return result
 
 
@@ -272,6 +287,69 @@ async def test_close_as_missed_carries_nothing(client: httpx.AsyncClient, db: As
     assert poor.outcome is Outcome.MISSED
 
 
+async def test_alignments_to_key_results_follow_the_same_rules(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    q = await _quarter(db)
+    yearly_kr = await make_key_result(db, q.org_id, objective_id=q.mission.id)
+    parents = {
+        "To a carried KR": q.kr["poor_a"].id,  # -> its copy
+        "To a yearly KR": yearly_kr.id,  # -> the same KR
+        "To an achieved KR": q.kr["good"].id,  # stays behind: no edge
+    }
+    for title, parent_kr in parents.items():
+        child = await make_objective(db, q.org_id, cycle_id=q.cycle.id, title=title)
+        await make_alignment(
+            db, q.org_id, child_objective_id=child.id, parent_key_result_id=parent_kr
+        )
+    await _close(client, q.token, q.cycle.id)
+    copies = await _copies(db, "2026-Q4")
+    (poor_a_copy,) = await _fresh(
+        db,
+        KeyResult,
+        KeyResult.objective_id == copies["Poor"].id,
+        KeyResult.title == q.kr["poor_a"].title,
+    )
+    edges = {
+        title: [a.parent_key_result_id for a in await _fresh(
+            db, Alignment, Alignment.child_objective_id == copies[title].id
+        )]
+        for title in parents
+    }  # fmt: skip
+    assert edges == {
+        "To a carried KR": [poor_a_copy.id],
+        "To a yearly KR": [yearly_kr.id],
+        "To an achieved KR": [],
+    }
+
+
+async def test_the_copies_follow_the_same_kpis(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    q = await _quarter(db)
+    kpi = await make_kpi(db, q.org_id)
+    await make_measurement(db, q.org_id, kpi_id=kpi.id, value=30.0)
+    followed = await make_key_result(
+        db, q.org_id, objective_id=q.poor.id, weight=0, progress_driver=KeyResultDriver.KPI,
+        title="Followed",
+    )  # fmt: skip
+    await make_kpi_link(db, q.org_id, kpi_id=kpi.id, key_result_id=followed.id)
+    await make_kpi_link(db, q.org_id, kpi_id=kpi.id, objective_id=q.poor.id)
+    await sync_kpis(db, q.org_id)
+    assert (await _one(db, KeyResult, followed.id)).score == pytest.approx(0.3)
+    await _close(client, q.token, q.cycle.id)
+    poor = (await _copies(db, "2026-Q4"))["Poor"]
+    (copy,) = await _fresh(
+        db, KeyResult, KeyResult.objective_id == poor.id, KeyResult.title == "Followed"
+    )
+    links = {
+        (k.key_result_id, k.objective_id)
+        for k in await _fresh(db, KpiLink, KpiLink.kpi_id == kpi.id)
+    }
+    assert links == {(followed.id, None), (None, q.poor.id), (copy.id, None), (None, poor.id)}
+    await process_pending_events(db, q.org_id)
+    copy = await _one(db, KeyResult, copy.id)
+    assert (copy.current_value, copy.score) == (30.0, pytest.approx(0.3))
+
+
 # --- the next cycle ---------------------------------------------------------------------
 
 
@@ -369,6 +447,18 @@ async def test_a_dry_run_writes_nothing_and_plans_what_the_real_run_does(
     assert _without_new_ids(dry) == _without_new_ids(real)
     assert real["summary"]["objectivesCarriedOver"] == 2
     assert sum(g["carriedOverToId"] is not None for g in real["summary"]["objectives"]) == 2
+
+
+async def test_a_retry_with_the_same_idempotency_key_returns_the_first_result(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    q = await _quarter(db)
+    first = await _close(client, q.token, q.cycle.id, key="close-q3")
+    assert first["__typename"] == "CloseCycleSuccess"
+    objectives = len(await _fresh(db, Objective))
+    again = await _close(client, q.token, q.cycle.id, key="close-q3")
+    assert again == first
+    assert len(await _fresh(db, Objective)) == objectives
 
 
 # --- refusals ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import scoring
@@ -29,7 +29,16 @@ from okrgraph.domain.cycles.service import create_cycle, get_cycle
 from okrgraph.domain.errors import Conflict, NotFound, ValidationFailed
 from okrgraph.domain.key_results.definitions import create_key_result
 from okrgraph.domain.key_results.service import record_check_in
-from okrgraph.domain.models import Alignment, Cycle, KeyResult, Objective, Reflection
+from okrgraph.domain.kpis.catalog import link_kpi
+from okrgraph.domain.models import (
+    Alignment,
+    Cycle,
+    KeyResult,
+    Kpi,
+    KpiLink,
+    Objective,
+    Reflection,
+)
 from okrgraph.domain.models.enums import (
     CycleState,
     KeyResultDriver,
@@ -182,6 +191,7 @@ async def _close(
         session, principal, key_results, copies, policy, cycle, next_cycle, now
     )
     await _copy_alignments(session, principal, cycle, next_cycle, copies, kr_copies)
+    await _copy_kpi_links(session, principal, copies, kr_copies)
 
     grades = []
     for objective in objectives:
@@ -505,6 +515,42 @@ async def _copy_alignments(
             )
         )
     await session.flush()
+
+
+async def _copy_kpi_links(
+    session: AsyncSession,
+    principal: Principal,
+    copies: dict[uuid.UUID, Objective],
+    kr_copies: dict[uuid.UUID, KeyResult],
+) -> None:
+    """The copies follow the same (not archived) KPIs: a KPI-driven key result's value
+    keeps coming from its KPI, and an objective keeps its health metrics."""
+    if not copies:
+        return
+    links = (
+        await session.execute(
+            select(KpiLink)
+            .join(Kpi, Kpi.id == KpiLink.kpi_id)
+            .where(
+                or_(
+                    KpiLink.key_result_id.in_(list(kr_copies)),
+                    KpiLink.objective_id.in_(list(copies)),
+                ),
+                Kpi.archived_at.is_(None),
+            )
+            .order_by(KpiLink.id)
+        )
+    ).scalars()
+    for link in list(links):
+        new_kr = kr_copies.get(link.key_result_id) if link.key_result_id else None
+        new_objective = copies.get(link.objective_id) if link.objective_id else None
+        await link_kpi(
+            session,
+            principal,
+            link.kpi_id,
+            key_result_id=new_kr.id if new_kr else None,
+            objective_id=new_objective.id if new_objective else None,
+        )
 
 
 async def _write_reflections(
