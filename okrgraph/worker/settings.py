@@ -17,6 +17,7 @@ from arq.connections import RedisSettings
 
 from okrgraph.domain.config import settings
 from okrgraph.domain.db import create_engine, create_sessionmaker
+from okrgraph.worker.jobs.cycles import roll_cycles
 from okrgraph.worker.jobs.health import health
 from okrgraph.worker.jobs.kpis import sync_kpi_key_results
 from okrgraph.worker.jobs.outbox import refresh_scores, relay_outbox
@@ -53,6 +54,8 @@ class WorkerSettings:
         cron(relay_outbox, second=set(range(60)), run_at_startup=True, keep_result=0),
         # Statuses follow the clock: every 10 minutes a full pass per organisation.
         cron(refresh_scores, minute=set(range(0, 60, 10)), second=0, keep_result=0),
+        # Hourly, by each organisation's calendar: grade ended cycles, close graded ones.
+        cron(roll_cycles, minute=5, second=0, run_at_startup=True, keep_result=0),
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -23,10 +23,11 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a person (with their org role) or an integration."""
+    """Who is calling: a person (with their org role), an integration, or the
+    system (the worker's crons: admin, no person, no token)."""
 
     org_id: uuid.UUID
-    token_id: uuid.UUID
+    token_id: uuid.UUID | None  # None only for the system: audit rows name no token
     scopes: frozenset[str]
     person_id: uuid.UUID | None = None
     org_role: OrgRole | None = None
@@ -38,6 +39,11 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return "admin" in self.scopes and (self.person_id is None or self.org_role is OrgRole.ADMIN)
+
+
+def system_principal(org_id: uuid.UUID) -> Principal:
+    """The worker acting on its own (a cron, nobody calling) for the organisation."""
+    return Principal(org_id=org_id, token_id=None, scopes=frozenset({"admin"}))
 
 
 def new_secret() -> str:
