@@ -91,9 +91,10 @@ WITH RECURSIVE up(kind, id, depth) AS (
 SELECT kind, id, max(depth) AS depth FROM up GROUP BY kind, id
 """
 
-# Every node of the organisation. Key results not driven by CHILDREN have no
-# children: they are level 0 and need no climbing. Objectives and CHILDREN-driven
-# KRs start at 1 (above any KR) and climb as above: a fraction of the rows.
+# Every node of the organisation with children: objectives and CHILDREN-driven
+# KRs start at 1 (above any KR) and climb as above. The other key results have no
+# children: they are level 0, which a full pass selects by predicate
+# (service._LEAF_KEY_RESULTS) instead of listing them here.
 _ALL_LEVELS = f"""
 WITH RECURSIVE up(kind, id, depth) AS (
     SELECT 'K', id, 1 FROM key_results
@@ -104,9 +105,6 @@ WITH RECURSIVE up(kind, id, depth) AS (
     {_CLIMB}
 )
 SELECT kind, id, max(depth) AS depth FROM up GROUP BY kind, id
-UNION ALL
-SELECT 'K', id, 0 FROM key_results
-WHERE org_id = CAST(:org AS uuid) AND progress_driver <> 'CHILDREN'
 """
 
 
@@ -136,7 +134,8 @@ async def levels_above(
 
 
 async def all_levels(session: AsyncSession, org_id: uuid.UUID) -> Levels:
-    """Every key result and objective of the organisation, bottom-up."""
+    """Every objective and CHILDREN-driven key result of the organisation, bottom-up
+    from level 1 (level 0, the other key results, is left empty)."""
     return _group(await session.execute(text(_ALL_LEVELS), {"org": org_id}))
 
 

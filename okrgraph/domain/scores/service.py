@@ -90,9 +90,12 @@ ev AS (
 SELECT id, value, status, old_value, old_status FROM upd
 """
 
-_KEY_RESULTS = f"""
+
+def _key_results_statement(targets: str) -> str:
+    """Recompute the key results `targets` selects (a query of `id`s)."""
+    return f"""
 WITH {_PACE},
-t AS (SELECT x AS id FROM unnest(CAST(:ids AS uuid[])) x),  -- unique ids: levels group them
+t AS ({targets}),
 child AS (
     SELECT a.parent_key_result_id AS id,
            {sql.weighted_mean("a.weight", "coalesce(c.final_score, c.progress)")} AS value
@@ -126,6 +129,14 @@ upd AS (
 ),
 {_RECORD.format(kind="KEY_RESULT", event=SCORE_CHANGED)}
 """
+
+
+# The ids of one level (unique: the levels group them).
+_KEY_RESULTS = _key_results_statement("SELECT x AS id FROM unnest(CAST(:ids AS uuid[])) x")
+# Level 0 of a full pass, by predicate rather than 100k ids sent back and forth:
+# every key result with no children to wait for.
+_LEAF_SET = "key_results WHERE org_id = CAST(:org AS uuid) AND progress_driver <> 'CHILDREN'"
+_LEAF_KEY_RESULTS = _key_results_statement(f"SELECT id FROM {_LEAF_SET}")
 
 _OBJECTIVES = f"""
 WITH {_PACE},
@@ -236,7 +247,7 @@ async def full_recalculation(
     await refresh_kpis(session, org_id, None)
     await sync_kpi_key_results(session, org_id, None, pace.closed_ids)
     levels = await all_levels(session, org_id)
-    result = await _roll_up(session, org_id, levels.levels, now, pace)
+    result = await _roll_up(session, org_id, levels.levels, now, pace, all_leaf_key_results=True)
     result.events, result.through = events, through
     return result
 
@@ -326,7 +337,10 @@ async def _roll_up(
     levels: list[tuple[list[uuid.UUID], list[uuid.UUID]]],
     now: datetime,
     pace: CyclePace | None,
+    *,
+    all_leaf_key_results: bool = False,
 ) -> RecalcResult:
+    """Recompute level by level; first every leaf key result when asked (a full pass)."""
     pace = pace or await cycle_pace(session, org_id, now)
     base = {
         "org": org_id,
@@ -336,6 +350,13 @@ async def _roll_up(
         "closed": pace.closed,
     }
     result = RecalcResult()
+    if all_leaf_key_results:
+        result.nodes += await session.scalar(text(f"SELECT count(*) FROM {_LEAF_SET}"), base) or 0
+        rows = await session.execute(text(_LEAF_KEY_RESULTS), base)
+        result.changes.extend(
+            ScoreChange("KEY_RESULT", r.id, r.value, r.status, r.old_value, r.old_status)
+            for r in rows
+        )
     for krs, objs in levels:
         for kind, ids, statement in (
             ("KEY_RESULT", krs, _KEY_RESULTS),
