@@ -1,4 +1,11 @@
+import re
+from pathlib import Path
+
+import graphql
+
 from okrgraph.schema.export import SDL_PATH, sdl
+
+README = Path(__file__).parents[2] / "README.md"
 
 
 def test_checked_in_sdl_matches_the_code() -> None:
@@ -16,7 +23,16 @@ def test_contract_names_exist() -> None:
         "type Initiative", "type Notification", "type WebhookEndpoint", "createTeam(",
         "createPerson(", "createCycle(", "createObjective(", "updateObjective(",
         "alignObjective(", "createKeyResult(", "checkIn(", "createKpi(",
-        "recordKpiMeasurements(", "linkKpi(", "createApiToken(", "createWebhookEndpoint(",
-        "expectedProgress", "explanation", "finalScore", "health", "latest",
+        "recordKpiMeasurements(", "linkKpi(", "closeCycle(", "dryRun:", "createApiToken(",
+        "createWebhookEndpoint(", "progressChanged(", "expectedProgress", "explanation",
+        "finalScore", "health", "latest",
     ]:  # fmt: skip
         assert name in text, name
+
+
+def test_readme_operations_are_valid_against_the_schema() -> None:
+    schema = graphql.build_schema(sdl())
+    blocks = re.findall(r"```graphql\n(.*?)```", README.read_text(), re.S)
+    assert len(blocks) >= 2
+    for block in blocks:
+        assert graphql.validate(schema, graphql.parse(block)) == [], block
