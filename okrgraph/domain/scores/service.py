@@ -225,8 +225,15 @@ async def recalculate(
     now = now or datetime.now(UTC)
     if not key_result_ids and not objective_ids:
         return RecalcResult()
+    # A few ids, again and again: PostgreSQL's custom plan for these statements
+    # costs 3-4 ms each to make, its cached generic plan nothing (a leaf's four
+    # levels on 133k nodes: 17-20 ms -> 6 ms in a fresh connection). The full pass,
+    # with 100k ids, keeps custom plans sized to its lists.
+    await session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
     levels = await levels_above(session, org_id, key_result_ids, objective_ids)
-    return await _roll_up(session, org_id, levels.levels, now, pace)
+    result = await _roll_up(session, org_id, levels.levels, now, pace)
+    await session.execute(text("SET LOCAL plan_cache_mode = auto"))
+    return result
 
 
 async def full_recalculation(
