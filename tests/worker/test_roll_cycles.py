@@ -12,8 +12,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from okrgraph.domain.auth.tokens import system_principal
+from okrgraph.domain.cycles.closing import Closing, close_cycle
 from okrgraph.domain.cycles.rolling import GRADING_DAYS
 from okrgraph.domain.db import tenant_session
+from okrgraph.domain.errors import Conflict
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.models import (
     AuditEntry,
@@ -248,3 +251,29 @@ async def test_each_organisation_in_its_own_tenant_and_time_zone_one_failure_sta
 
     again = await roll_cycles(job_ctx(committed))
     assert again == {"graded": 0, "closed": 0, "failed": 1}
+
+
+async def test_two_closes_of_one_cycle_at_once_close_it_once(committed: Committed) -> None:
+    """Two transactions race to close the same cycle (say, an admin's closeCycle and
+    the cron): the row lock makes the second wait, then refuse; one copy, one next cycle."""
+    sm = committed.sessionmaker
+    org = await build_org(sm)
+    before = await counts(sm, org.id)
+    principal = system_principal(org.id)
+
+    async def close() -> Closing:
+        async with tenant_session(sm, org.id) as session:
+            return await close_cycle(session, principal, org.due, now=NOW)
+
+    results = await asyncio.gather(close(), close(), return_exceptions=True)
+
+    closings = [r for r in results if isinstance(r, Closing)]
+    refusals = [r for r in results if isinstance(r, Conflict)]
+    assert (len(closings), len(refusals)) == (1, 1), results
+    assert "already closed" in str(refusals[0])
+    assert closings[0].objectives_carried_over == 1
+    after = await counts(sm, org.id)
+    assert after["Cycle"] - before["Cycle"] == 1  # one next cycle
+    assert after["Objective"] - before["Objective"] == 1  # one copy of `missed`
+    copies = [o for o in await rows(sm, org.id, Objective) if o.carried_over_from_id]
+    assert [o.carried_over_from_id for o in copies] == [org.missed]
