@@ -13,10 +13,13 @@ import typer
 from okrgraph.devmode import say as _say
 from okrgraph.devmode import seed_database
 
+# markdown: docstrings wrapped in the source re-flow in --help
 app = typer.Typer(
-    help="okrgraph: OKRs and KPIs as a goal graph over GraphQL.", no_args_is_help=True
+    help="okrgraph: OKRs and KPIs as a goal graph over GraphQL.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
-token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True, rich_markup_mode="markdown")
 app.add_typer(token_app, name="token")
 
 CONNECT_TIMEOUT_S = 10.0
