@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from okrgraph.domain.cycles.closing import next_cycle_name, next_period
+from okrgraph.domain.cycles.next_cycle import next_cycle_name, next_period
 from okrgraph.domain.errors import Conflict
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.models import (

@@ -11,11 +11,10 @@ a savepoint that is rolled back, so its plan is exactly what a real run does.
 from __future__ import annotations
 
 import enum
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -25,8 +24,9 @@ from okrgraph.domain import scoring
 from okrgraph.domain.access import require_admin
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.cycles.service import create_cycle, get_cycle
-from okrgraph.domain.errors import Conflict, NotFound, ValidationFailed
+from okrgraph.domain.cycles.next_cycle import next_cycle_for
+from okrgraph.domain.cycles.service import get_cycle
+from okrgraph.domain.errors import Conflict, NotFound
 from okrgraph.domain.key_results.definitions import create_key_result
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.kpis.catalog import link_kpi
@@ -169,7 +169,7 @@ async def _close(
         raise Conflict(f"Cycle {cycle.name} has not started; only a started cycle closes.")
     if cycle.state is CycleState.CLOSED:
         raise Conflict(f"Cycle {cycle.name} is already closed.")
-    next_cycle = await _next_cycle(session, principal, cycle, next_cycle_id)
+    next_cycle = await next_cycle_for(session, principal, cycle, next_cycle_id)
     # The frozen numbers must include every committed check-in.
     while (await process_pending_events(session, principal.org_id, now=now)).events:
         pass
@@ -261,86 +261,6 @@ async def _locked_cycle(session: AsyncSession, cycle_id: uuid.UUID) -> Cycle:
     if cycle is None:
         raise NotFound("Cycle", cycle_id)
     return cycle
-
-
-# --- the next cycle -------------------------------------------------------------
-
-_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
-_YEAR = re.compile(r"^\d{4}$")
-
-
-def next_cycle_name(name: str) -> str:
-    """`2026-Q4` -> `2027-Q1`, `2026-Q1` -> `2026-Q2`, `2026` -> `2027`, else `<name> (next)`."""
-    if quarter := _QUARTER.match(name):
-        year, q = int(quarter[1]), int(quarter[2])
-        return f"{year + 1}-Q1" if q == 4 else f"{year}-Q{q + 1}"
-    if _YEAR.match(name):
-        return str(int(name) + 1)
-    return f"{name[:93]} (next)"
-
-
-def next_period(starts_on: date, ends_on: date) -> tuple[date, date]:
-    """The period after [starts_on, ends_on] of the same length: whole months when the
-    cycle is whole months (a quarter, a year), else the same number of days."""
-    start = ends_on + timedelta(days=1)
-    if starts_on.day == 1 and start.day == 1:
-        months = (ends_on.year - starts_on.year) * 12 + ends_on.month - starts_on.month + 1
-        years, month = divmod(start.month - 1 + months, 12)
-        return start, date(start.year + years, month + 1, 1) - timedelta(days=1)
-    return start, start + (ends_on - starts_on)
-
-
-async def _next_cycle(
-    session: AsyncSession, principal: Principal, cycle: Cycle, next_cycle_id: uuid.UUID | None
-) -> Cycle:
-    if next_cycle_id is not None:
-        given = await get_cycle(session, next_cycle_id)
-        if given.state not in (CycleState.PLANNING, CycleState.ACTIVE):
-            raise ValidationFailed("input.nextCycleId", "The next cycle is PLANNING or ACTIVE.")
-        if given.starts_on <= cycle.ends_on:
-            raise ValidationFailed(
-                "input.nextCycleId", f"The next cycle starts after {cycle.name} ends."
-            )
-        return given
-    existing = (
-        await session.execute(
-            select(Cycle)
-            .where(
-                Cycle.cadence == cycle.cadence,
-                Cycle.starts_on > cycle.ends_on,
-                Cycle.state.in_([CycleState.PLANNING, CycleState.ACTIVE]),
-            )
-            .order_by(Cycle.starts_on, Cycle.name)
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    if existing is not None:
-        return existing
-    starts_on, ends_on = next_period(cycle.starts_on, cycle.ends_on)
-    parent_id = None
-    if cycle.parent_cycle_id is not None:
-        parent = await get_cycle(session, cycle.parent_cycle_id)
-        if parent.starts_on <= starts_on and ends_on <= parent.ends_on:
-            parent_id = parent.id
-    return await create_cycle(
-        session,
-        principal,
-        name=await _free_name(session, next_cycle_name(cycle.name)),
-        cadence=cycle.cadence,
-        starts_on=starts_on,
-        ends_on=ends_on,
-        parent_cycle_id=parent_id,
-        state=CycleState.PLANNING,
-    )
-
-
-async def _free_name(session: AsyncSession, name: str) -> str:
-    """`name`, or `name (2)`, ... when a cycle of that name exists (names are unique)."""
-    taken = set((await session.execute(select(Cycle.name))).scalars())
-    candidate, n = name, 2
-    while candidate in taken:
-        candidate, n = f"{name[:90]} ({n})", n + 1
-    return candidate
 
 
 # --- grading and carrying over ------------------------------------------------------
