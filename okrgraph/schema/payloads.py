@@ -17,13 +17,12 @@ from dataclasses import asdict, is_dataclass
 from typing import Any, TypeVar
 
 import strawberry
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from okrgraph.domain import errors
+from okrgraph.domain import errors, idempotency
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.models import Base, IdempotencyKey
+from okrgraph.domain.models import Base
 from okrgraph.schema.context import Info
 from okrgraph.schema.node import NODE_KINDS
 from okrgraph.schema.permissions import require_principal
@@ -168,46 +167,28 @@ async def run_mutation(
         )
     request_hash = _request_hash(operation, payload)
     async with ctx.db() as session:
+        recalled = None  # the first call's response, when this is a retry
         if idempotency_key is not None:
-            if not 1 <= len(idempotency_key) <= 200:
-                return user_error(
-                    errors.ValidationFailed("idempotencyKey", "Use 1 to 200 characters.")
+            try:
+                idempotency.check_key(idempotency_key)
+                recalled = await idempotency.recall(
+                    session, principal, idempotency_key, operation, request_hash
                 )
-            first = (
-                await session.execute(
-                    select(IdempotencyKey).where(
-                        IdempotencyKey.token_id == principal.token_id,
-                        IdempotencyKey.key == idempotency_key,
-                    )
-                )
-            ).scalar_one_or_none()
-            if first is not None:
-                if first.operation != operation or first.request_hash != request_hash:
-                    return ConflictError(
-                        message="This idempotency key was used for a different request."
-                    )
-                recalled = first.response
-                replay = True
-            else:
-                replay = False
-        else:
-            replay = False
-        if not replay:
+            except errors.DomainError as exc:
+                return user_error(exc)
+        if recalled is None:
             queued = len(ctx.jobs_after_commit)
             savepoint = await session.begin_nested()
             try:
                 result = await action(session, principal)
                 if idempotency_key is not None:
-                    recalled = _remember(result)
-                    session.add(
-                        IdempotencyKey(
-                            org_id=principal.org_id,
-                            token_id=principal.token_id,
-                            key=idempotency_key,
-                            operation=operation,
-                            request_hash=request_hash,
-                            response=recalled,
-                        )
+                    idempotency.remember(
+                        session,
+                        principal,
+                        idempotency_key,
+                        operation,
+                        request_hash,
+                        _remember(result),
                     )
                 await session.flush()
                 await savepoint.commit()
@@ -221,7 +202,7 @@ async def run_mutation(
                 return user_error(_db_error(exc))
         # fall through: build the payload after releasing the session lock,
         # since building it may use the dataloaders (which take the lock)
-    if replay:
+    if recalled is not None:
         result = await _recall(info, recalled)
     return await _built(success(result))
 
