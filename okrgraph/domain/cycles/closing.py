@@ -27,11 +27,11 @@ from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.cycles.next_cycle import next_cycle_for
 from okrgraph.domain.cycles.service import get_cycle
 from okrgraph.domain.errors import Conflict, NotFound
-from okrgraph.domain.key_results.definitions import create_key_result
-from okrgraph.domain.key_results.service import record_check_in
+from okrgraph.domain.key_results.definitions import check_target
 from okrgraph.domain.kpis.catalog import link_kpi
 from okrgraph.domain.models import (
     Alignment,
+    CheckIn,
     Cycle,
     KeyResult,
     Kpi,
@@ -47,7 +47,7 @@ from okrgraph.domain.models.enums import (
     Outcome,
 )
 from okrgraph.domain.objectives.reflections import SUCCESS
-from okrgraph.domain.objectives.service import OBJECTIVE_CHANGED, create_objective
+from okrgraph.domain.objectives.service import OBJECTIVE_CHANGED
 from okrgraph.domain.outbox.service import emit, recalc_payload
 from okrgraph.domain.scores.queries import org_timezone
 from okrgraph.domain.scores.service import process_pending_events
@@ -243,7 +243,12 @@ async def _close(
             type=OBJECTIVE_CHANGED,
             subject_type="Cycle",
             subject_id=next_cycle.id,
-            payload={"recalc": recalc_payload(objective_ids=[c.id for c in copies.values()])},
+            payload={
+                "recalc": recalc_payload(
+                    key_result_ids=[k.id for k in kr_copies.values()],
+                    objective_ids=[c.id for c in copies.values()],
+                )
+            },
         )
     await session.flush()
     return closing
@@ -298,21 +303,27 @@ async def _key_results(session: AsyncSession, objective_ids: list[uuid.UUID]) ->
 async def _copy_objectives(
     session: AsyncSession, principal: Principal, carried: Sequence[Objective], next_cycle: Cycle
 ) -> dict[uuid.UUID, Objective]:
-    copies = {}
-    for old in carried:
-        copy = await create_objective(
-            session,
-            principal,
+    """Copies of valid rows, built directly: one batched INSERT rather than a service
+    call each (a service call per copy made closing 1,000 objectives take ~40 s). The
+    close's own audit entry and event carry what was copied."""
+    copies = {
+        old.id: Objective(
+            org_id=principal.org_id,
+            id=uuid.uuid4(),
             cycle_id=next_cycle.id,
             title=old.title,
-            level=old.level,
             description=old.description,
+            level=old.level,
             owner_team_id=old.owner_team_id,
             owner_person_id=old.owner_person_id,
             progress_driver=old.progress_driver,
+            state=ObjectiveState.ACTIVE,
+            carried_over_from_id=old.id,
         )
-        copy.carried_over_from_id = old.id
-        copies[old.id] = copy
+        for old in carried
+    }
+    session.add_all(copies.values())
+    await session.flush()
     return copies
 
 
@@ -329,28 +340,29 @@ async def _copy_key_results(
     """Copies of the carried objectives' unfinished key results, per policy."""
     tz = await org_timezone(session, principal.org_id)
     next_start, _ = scoring.cycle_bounds(next_cycle.starts_on, next_cycle.ends_on, tz)
-    kr_copies = {}
+    kr_copies: dict[uuid.UUID, KeyResult] = {}
+    check_ins: list[CheckIn] = []
     for old in key_results:
         if old.objective_id not in copies or old.score >= DONE:
             continue
         start = old.start_value
         if policy is CarryOverPolicy.REBASELINE and old.current_value is not None:
             start = old.current_value
-        new = await create_key_result(
-            session,
-            principal,
+        check_target(old.kind, start, old.target_value)  # a rebaselined start, too
+        new = KeyResult(
+            org_id=principal.org_id,
+            id=uuid.uuid4(),
             objective_id=copies[old.objective_id].id,
             title=old.title,
             kind=old.kind,
-            start=start,
-            target=old.target_value,
             unit=old.unit,
-            weight_value=old.weight,
+            start_value=start,
+            target_value=old.target_value,
+            weight=old.weight,
             owner_person_id=old.owner_person_id,
             progress_driver=old.progress_driver,
             stretch=old.stretch,
         )
-        new.owner_person_id = old.owner_person_id  # also when it had none
         kr_copies[old.id] = new
         carry_value = (
             policy is CarryOverPolicy.CARRY_REMAINDER
@@ -358,20 +370,26 @@ async def _copy_key_results(
             and old.progress_driver is KeyResultDriver.CHECK_INS
         )
         if carry_value:
-            assert old.current_value is not None
-            await record_check_in(
-                session,
-                org_id=principal.org_id,
-                key_result_id=new.id,
-                value=old.current_value,
-                confidence=old.confidence,
-                comment=f"Carried over from {cycle.name}",
-                author_person_id=principal.person_id,
-                # at the next cycle's start, unless that is still ahead (no future check-ins)
-                effective_at=min(next_start, now),
-                now=now,
-                actor_token_id=principal.token_id,
+            # at the next cycle's start, unless that is still ahead (no future check-ins)
+            effective_at = min(next_start, now)
+            check_ins.append(
+                CheckIn(
+                    org_id=principal.org_id,
+                    id=uuid.uuid4(),
+                    key_result_id=new.id,
+                    value=old.current_value,
+                    confidence=old.confidence,
+                    comment=f"Carried over from {cycle.name}",
+                    author_person_id=principal.person_id,
+                    effective_at=effective_at,
+                    recorded_at=now,
+                )
             )
+            new.current_value, new.confidence = old.current_value, old.confidence
+            new.last_check_in_at = now
+    session.add_all(kr_copies.values())
+    await session.flush()  # the key results before the check-ins that reference them
+    session.add_all(check_ins)
     await session.flush()
     return kr_copies
 
