@@ -13,7 +13,7 @@ from okrgraph.domain.cycles.closing import CarryOverPolicy, Closing
 from okrgraph.domain.models import Cycle as CycleRow
 from okrgraph.schema.context import Info
 from okrgraph.schema.enums import Outcome
-from okrgraph.schema.node import parse_id, parse_optional_id, to_global_id
+from okrgraph.schema.node import input_kwargs, parse_id, to_global_id
 from okrgraph.schema.okrs.types import Cycle
 from okrgraph.schema.payloads import UserErrors, run_mutation
 
@@ -128,9 +128,7 @@ class CycleClosingMutations:
                 session,
                 principal,
                 parse_id(input.id, "Cycle", "input.id"),
-                dry_run=input.dry_run,
-                carry_over=input.carry_over,
-                next_cycle_id=parse_optional_id(input.next_cycle_id, "Cycle", "input.nextCycleId"),
+                **input_kwargs(input, ids={"next_cycle_id": "Cycle"}, skip={"id"}),
             )
             return done.as_json()  # plain data: an idempotent replay returns it as stored
 
