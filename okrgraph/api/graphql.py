@@ -30,10 +30,12 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.schema.base import BaseSchema
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from okrgraph.api.websocket import OkrTransportWSHandler
 from okrgraph.domain.auth.tokens import Principal, authenticate
 from okrgraph.domain.config import Settings
 from okrgraph.schema import schema as okr_schema
@@ -105,8 +107,16 @@ async def read_body(request: Request) -> None:
 
 
 class OkrGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = OkrTransportWSHandler
     def __init__(self, cfg: Settings, schema: BaseSchema = okr_schema) -> None:
-        super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)
+        # Only graphql-transport-ws: the legacy graphql-ws protocol would bypass the
+        # per-operation authorisation of OkrTransportWSHandler.
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            allow_queries_via_get=True,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        )
         self.cfg = cfg
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -137,28 +147,31 @@ class OkrGraphQL(GraphQL[Context, None]):
         app = request.app
         principal: Principal | None = None
         token = bearer(request.headers)
-        if token is None and isinstance(request, WebSocket):
-            token = None  # graphql-transport-ws sends it in connection_init (issue 3)
-        if token is not None:
+        if token is not None and not isinstance(request, WebSocket):
             principal = await authenticate(app.state.sessionmaker, token)
             if principal is None:
                 raise HTTPException(401, "Invalid, expired or revoked API token.")
+        # A websocket's token (upgrade header or connection_init) is checked in
+        # on_ws_connect, and again for every operation (api/websocket.py).
         return Context(
             request=request,
             sessionmaker=app.state.sessionmaker,
             principal=principal,
             queue=app.state.queue,
+            live=getattr(app.state, "live", None),
+            credentials=token if isinstance(request, WebSocket) else None,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        """graphql-transport-ws: the token comes in connection_init's payload
-        (`{"Authorization": "Bearer okr_..."}`) when not in the upgrade headers."""
-        if context.principal is not None:
-            return UNSET
-        params = context.connection_params or {}
-        header = params.get("Authorization") or params.get("authorization") or ""
-        token = bearer({"authorization": str(header)})
-        principal = await authenticate(context.sessionmaker, token) if token else None
+        """graphql-transport-ws: the token comes in the upgrade request's
+        Authorization header or in connection_init's payload
+        (`{"Authorization": "Bearer okr_..."}`); without a valid one the socket
+        closes with 4403."""
+        if context.credentials is None:
+            params = context.connection_params or {}
+            header = params.get("Authorization") or params.get("authorization") or ""
+            context.credentials = bearer({"authorization": str(header)})
+        principal = await context.reauthorise() if context.credentials else None
         if principal is None:
             raise ConnectionRejectionError({"message": "A valid API token is required."})
         context.principal = principal

@@ -14,16 +14,26 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket
 
 import okrgraph.schema.enums  # noqa: F401 - every type module imports this one: enums first
-from okrgraph.domain.auth.tokens import Principal
+from okrgraph.domain.auth.tokens import Principal, authenticate
+from okrgraph.domain.live import AccessRevoked, LiveHub
 from okrgraph.schema.loaders import Loaders
 
 
 @dataclass
 class Context:
+    """One operation's context. Over a websocket the connection has one too, and
+    each operation on it gets its own copy (`for_operation`): operations on one
+    socket run concurrently and never share a transaction or loaders."""
+
     request: Request | WebSocket | None
     sessionmaker: async_sessionmaker[AsyncSession]
     principal: Principal | None
     queue: Any = None  # arq pool (ArqRedis) or None when Redis is unavailable
+    live: LiveHub | None = None  # the process's pub/sub fan-out, for subscriptions
+    # The bearer secret of a websocket connection, to authorise each operation as of now.
+    credentials: str | None = None
+    # Published after commit, dropped on rollback (revocations end live subscriptions).
+    announcements: list[AccessRevoked] = field(default_factory=list)
     # The operation's session, opened by `TransactionExtension`; use it through `db()`.
     session: AsyncSession | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -34,6 +44,25 @@ class Context:
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self)
+
+    def for_operation(self, principal: Principal) -> Context:
+        """A fresh context for one operation of this websocket connection."""
+        return Context(
+            request=self.request,
+            sessionmaker=self.sessionmaker,
+            principal=principal,
+            queue=self.queue,
+            live=self.live,
+            credentials=self.credentials,
+            connection_params=self.connection_params,
+        )
+
+    async def reauthorise(self) -> Principal | None:
+        """The connection's principal as of now (None once its token is revoked or
+        expired, or its person archived); the principal itself without credentials."""
+        if self.credentials is None:
+            return self.principal
+        return await authenticate(self.sessionmaker, self.credentials)
 
     @asynccontextmanager
     async def db(self) -> AsyncIterator[AsyncSession]:

@@ -59,11 +59,20 @@ class TransactionExtension(SchemaExtension):
                 if _failed(result):
                     await transaction.rollback()
                     ctx.jobs_after_commit.clear()
+                    ctx.announcements.clear()
                 else:
                     await transaction.commit()
                     if ctx.recalc_requested:
                         ctx.jobs_after_commit.append(recalculation_job(ctx.principal.org_id))
+        await self._announce(ctx)
         await self._enqueue(ctx)
+
+    async def _announce(self, ctx: Context) -> None:
+        announcements, ctx.announcements = ctx.announcements, []
+        if ctx.live is None:
+            return
+        for message in announcements:
+            await ctx.live.announce(message)
 
     async def _enqueue(self, ctx: Context) -> None:
         jobs, ctx.jobs_after_commit = ctx.jobs_after_commit, []

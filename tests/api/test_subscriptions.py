@@ -7,28 +7,22 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.applications import Starlette
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
-from websockets.typing import Subprotocol
 
 from okrgraph.api.app import create_app
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.live import progress_channel
+from okrgraph.domain.live import LiveHub, progress_channel
 from okrgraph.domain.models.enums import OrgRole
-from okrgraph.embedded import free_port
 from okrgraph.schema import schema
 from okrgraph.schema.context import Context
 from okrgraph.schema.node import to_global_id
 from tests.factories import make_org, make_token
+from tests.ws import graphql_ws, received, serving, subscribed
 
 SUBSCRIBE = """subscription($ids: [ID!]) {
   progressChanged(ids: $ids) { id subjectType value status previousValue previousStatus }
@@ -40,15 +34,6 @@ def change(kind: str, id: uuid.UUID, value: float) -> dict[str, Any]:
             "previousValue": 0.1, "previousStatus": "AT_RISK"}  # fmt: skip
 
 
-async def subscribed(client: aioredis.Redis, channel: str) -> None:
-    """Returns once the subscription's Redis listener is in place."""
-    for _ in range(500):
-        if dict(await client.pubsub_numsub(channel)).get(channel.encode(), 0) >= 1:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the subscription never subscribed")
-
-
 async def test_progress_changes_reach_the_subscriber(
     redis_client: aioredis.Redis, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -57,7 +42,9 @@ async def test_progress_changes_reach_the_subscriber(
         org_id=org, token_id=uuid.uuid4(), scopes=frozenset({"read"}),
         person_id=uuid.uuid4(), org_role=OrgRole.MEMBER,
     )  # fmt: skip
-    ctx = Context(request=None, sessionmaker=sessionmaker, principal=principal, queue=redis_client)
+    ctx = Context(
+        request=None, sessionmaker=sessionmaker, principal=principal, live=LiveHub(redis_client)
+    )
     wanted_id = to_global_id("Objective", wanted)
     stream = await schema.subscribe(
         SUBSCRIBE, context_value=ctx, variable_values={"ids": [wanted_id]}
@@ -84,45 +71,15 @@ async def test_progress_changes_reach_the_subscriber(
 async def test_anonymous_subscription_is_refused(
     redis_client: aioredis.Redis, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    ctx = Context(request=None, sessionmaker=sessionmaker, principal=None, queue=redis_client)
+    ctx = Context(
+        request=None, sessionmaker=sessionmaker, principal=None, live=LiveHub(redis_client)
+    )
     stream = await schema.subscribe(SUBSCRIBE, context_value=ctx)
     result = await stream.__anext__()  # type: ignore[union-attr]
     assert result.errors[0].extensions["code"] == "UNAUTHENTICATED"
 
 
 # --- over a real websocket ----------------------------------------------------------
-
-
-@asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[str]:
-    """The app under a real uvicorn server in this event loop; yields its websocket URL."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
-    server = uvicorn.Server(config)
-    serve = asyncio.create_task(server.serve())
-    try:
-        for _ in range(500):
-            if server.started or serve.done():
-                break
-            await asyncio.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        yield f"ws://127.0.0.1:{port}/graphql"
-    finally:
-        server.should_exit = True
-        await serve  # raises what made a failed start fail
-
-
-@asynccontextmanager
-async def graphql_ws(url: str, init_payload: dict[str, str]) -> AsyncIterator[ClientConnection]:
-    """A graphql-transport-ws connection that has sent its connection_init."""
-    async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
-        await ws.send(json.dumps({"type": "connection_init", "payload": init_payload}))
-        yield ws
-
-
-async def received(ws: ClientConnection) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 5))
-    return message
 
 
 async def test_progress_changes_reach_a_websocket_client(

@@ -32,6 +32,7 @@ class Principal:
     person_id: uuid.UUID | None = None
     org_role: OrgRole | None = None
     integration_name: str | None = None
+    expires_at: datetime | None = None  # the token's expiry, if it has one
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
@@ -118,4 +119,5 @@ async def authenticate(
         person_id=row.person_id,
         org_role=OrgRole(row.org_role) if row.org_role else None,
         integration_name=row.integration_name,
+        expires_at=row.expires_at,
     )

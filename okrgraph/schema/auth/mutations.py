@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.auth import service
 from okrgraph.domain.auth.tokens import Principal
+from okrgraph.domain.live import AccessRevoked
 from okrgraph.schema.auth.types import ApiToken
 from okrgraph.schema.context import Info
 from okrgraph.schema.node import input_kwargs, parse_id
@@ -83,7 +84,8 @@ class AuthMutations:
 
     @strawberry.mutation(
         description="Revoke a token (your own, or any as an admin): its next request gets a "
-        "401. Revoking twice changes nothing."
+        "401, its open websockets close and its subscriptions end. Revoking twice changes "
+        "nothing."
     )
     async def revoke_api_token(
         self, info: Info, id: strawberry.ID, idempotency_key: str | None = None
@@ -93,11 +95,11 @@ class AuthMutations:
                 session, principal, parse_id(id, "ApiToken", "id")
             )
 
-        return await run_mutation(
-            info,
-            "revokeApiToken",
-            id,
-            idempotency_key,
-            action,
-            lambda row: ApiTokenSuccess(token=ApiToken.from_row(row)),
-        )
+        def success(row: Any) -> ApiTokenSuccess:
+            # After commit, its open subscriptions end, in every API process.
+            info.context.announcements.append(
+                AccessRevoked(row.org_id, token_ids=frozenset({row.id}))
+            )
+            return ApiTokenSuccess(token=ApiToken.from_row(row))
+
+        return await run_mutation(info, "revokeApiToken", id, idempotency_key, action, success)

@@ -8,6 +8,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.auth.tokens import Principal
+from okrgraph.domain.live import AccessRevoked
 from okrgraph.domain.organizations import service
 from okrgraph.schema.context import Info
 from okrgraph.schema.enums import OrgRole, TeamRole
@@ -167,14 +168,24 @@ class OrganizationMutations:
 
         return await run_mutation(info, "updatePerson", input, idempotency_key, action, _person)
 
-    @strawberry.mutation(description="Archive a person (admins); their tokens stop working.")
+    @strawberry.mutation(
+        description="Archive a person (admins); their tokens stop working at once, "
+        "over HTTP and websockets alike."
+    )
     async def archive_person(
         self, info: Info, id: strawberry.ID, idempotency_key: str | None = None
     ) -> PersonResult:
         async def action(session: AsyncSession, principal: Principal) -> Any:
             return await service.archive_person(session, principal, parse_id(id, "Person", "id"))
 
-        return await run_mutation(info, "archivePerson", id, idempotency_key, action, _person)
+        def success(person: Any) -> Any:
+            # After commit, the person's open subscriptions end, in every API process.
+            info.context.announcements.append(
+                AccessRevoked(person.org_id, person_ids=frozenset({person.id}))
+            )
+            return _person(person)
+
+        return await run_mutation(info, "archivePerson", id, idempotency_key, action, success)
 
     @strawberry.mutation(description="Put a person in a team or change their role (admins).")
     async def set_membership(
