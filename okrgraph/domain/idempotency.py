@@ -2,13 +2,18 @@
 
 A key belongs to the token that used it; the stored response is what the API
 layer needs to rebuild the first result (ids and plain data, JSON).
+
+Concurrent calls with one key are serialised by `hold`: a transaction-level
+advisory lock on (token, key), taken before `recall`. The second caller waits
+until the first one's transaction ends, then finds its row and replays it (or,
+when the first rolled back, runs as the first itself).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.auth.tokens import Principal
@@ -21,6 +26,20 @@ MAX_KEY_LENGTH = 200
 def check_key(key: str) -> None:
     if not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise ValidationFailed("idempotencyKey", f"Use 1 to {MAX_KEY_LENGTH} characters.")
+
+
+# hashtextextended: a 64-bit key for pg_advisory_xact_lock; the namespace keeps it
+# apart from other advisory locks. A collision only makes two keys wait on each other.
+HOLD = text(
+    "SELECT pg_advisory_xact_lock("
+    "hashtextextended('okrgraph.idempotency:' || :token || ':' || :key, 0))"
+)
+
+
+async def hold(session: AsyncSession, principal: Principal, key: str) -> None:
+    """Wait until no other transaction is using this token's `key`; hold it until
+    this transaction ends (commit or rollback)."""
+    await session.execute(HOLD, {"token": str(principal.token_id), "key": key})
 
 
 async def recall(

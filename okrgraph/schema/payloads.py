@@ -3,7 +3,8 @@
 `run_mutation` is the one way a mutation runs: authorisation and the service
 inside a savepoint (a refused or failed change leaves nothing behind), and the
 optional `idempotencyKey` (a retry returns the first call's result and writes
-nothing twice).
+nothing twice; a duplicate sent while the first still runs waits for it and then
+replays it, see domain/idempotency.py).
 """
 
 from __future__ import annotations
@@ -171,6 +172,7 @@ async def run_mutation(
         if idempotency_key is not None:
             try:
                 idempotency.check_key(idempotency_key)
+                await idempotency.hold(session, principal, idempotency_key)
                 recalled = await idempotency.recall(
                     session, principal, idempotency_key, operation, request_hash
                 )
