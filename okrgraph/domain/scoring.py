@@ -34,6 +34,9 @@ AT_RISK_PACE = 0.6
 STRETCH_SUCCESS = 0.7
 LOW_CONFIDENCE = 3  # a latest confidence <= this makes a KR at least AT_RISK
 _EPS = 1e-9  # float slack at pace boundaries: 0.63 / 0.7 must count as 0.9
+MAX_WEIGHT = 1_000_000.0  # validation.MAX_WEIGHT: a term's weight counts at most this
+MIN_WEIGHT = 1e-6  # validation.MIN_WEIGHT: a smaller positive weight counts as 0
+TINY = 2.0**-52  # a score below this counts as 0 (no product or quotient underflows)
 
 
 def _clamp01(x: float) -> float:
@@ -53,16 +56,51 @@ def key_result_score(
         return 0.0
     if kind is KeyResultKind.MILESTONE:
         return 1.0 if current == 1 else 0.0
-    if target is None:
-        return 0.0
+    if target is None or not math.isfinite(target):
+        return 0.0  # (a non-finite target was stored before the input bounds)
     if kind is KeyResultKind.ABOVE:
         return 1.0 if current >= target else 0.0
     if kind is KeyResultKind.BELOW:
         return 1.0 if current <= target else 0.0
+    if not math.isfinite(start):
+        return 0.0  # stored before the input bounds: nothing to measure against
     if target == start:
         reached = current >= target if kind is KeyResultKind.INCREASE else current <= target
         return 1.0 if reached else 0.0
-    return _clamp01((current - start) / (target - start))
+    return progress_between(start, target, current)
+
+
+# Floats at or past 2**1023: the difference of two of them may overflow.
+_HUGE = 2.0**1023
+
+
+def progress_between(start: float, target: float, current: float) -> float:
+    """clamp((current - start) / (target - start), 0, 1) for finite values, without overflow.
+
+    The clamp comes first (a current beyond either end is 0 or 1), so only the
+    span can overflow: then both differences are taken of halves, which cannot
+    overflow and (scaling by 2 being exact) give the same ratio. A ratio below
+    TINY counts as 0, so no division underflows either. Inputs are bounded far
+    from all this (validation.MAX_ABS_NUMBER); rows stored before the bounds
+    still score. `sql.key_result_score` runs the same steps in SQL.
+    """
+    rising = target > start
+    if (current <= start) if rising else (current >= start):
+        return 0.0
+    if (current >= target) if rising else (current <= target):
+        return 1.0
+    if abs(start) >= _HUGE or abs(target) >= _HUGE:
+        done, span = _half(current) - _half(start), _half(target) - _half(start)
+    else:
+        done, span = current - start, target - start
+    if abs(done) < TINY and abs(span) >= 2:
+        return 0.0  # the ratio is below TINY / 2 (and its float might underflow)
+    return _clamp01(done / span)
+
+
+def _half(x: float) -> float:
+    """x / 2, with 0 for |x| < 1: no underflow (PostgreSQL raises on one)."""
+    return 0.0 if abs(x) < 1 else x / 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +130,24 @@ def counts(state: ObjectiveState | KeyResultState) -> bool:
 def weighted_mean(terms: Iterable[Term]) -> float:
     """Weighted mean of term values; nothing or zero total weight -> 0.
 
-    Terms with weight <= 0 contribute nothing. The result is clamped to [0, 1].
+    Terms with weight <= 0 (or NaN) contribute nothing. The result is clamped to [0, 1].
+    Weights count between MIN_WEIGHT and MAX_WEIGHT (the input bounds: one
+    stored before them cannot overflow or underflow the sums; a smaller one
+    counts as 0), a value below TINY or not finite as 0, one above 1 as 1.
     """
-    positive = [t for t in terms if t.weight > 0]
-    total = math.fsum(t.weight for t in positive)
+    positive = [
+        (min(t.weight, MAX_WEIGHT), _term_value(t.value)) for t in terms if t.weight >= MIN_WEIGHT
+    ]
+    total = math.fsum(w for w, _ in positive)
     if total <= 0:
         return 0.0
-    return _clamp01(math.fsum(t.weight * t.value for t in positive) / total)
+    return _clamp01(math.fsum(w * v for w, v in positive) / total)
+
+
+def _term_value(v: float) -> float:
+    if TINY <= v <= 1:
+        return v
+    return 1.0 if v > 1 else 0.0  # NaN, negative or tiny: 0
 
 
 def children_progress(child_terms: Iterable[Term]) -> Explanation:
@@ -130,6 +179,8 @@ def _instant(value: date | datetime, tz: tzinfo, *, end: bool = False) -> dateti
     """A date is midnight (in `tz`) of that day, or of the next day when `end`."""
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=tz)
+    if end and value == date.max:  # stored before the date bounds: the day has no next
+        return datetime.combine(value, time.max, tzinfo=tz)
     day = value + timedelta(days=1) if end else value
     return datetime.combine(day, time(), tzinfo=tz)
 
@@ -225,12 +276,17 @@ def forecast(
     Fits value = a + b * t over the given check-ins (the caller passes those
     of the cycle so far). Returns None with fewer than two distinct times:
     a single check-in shows no trend, so no forecast is made from it.
+    Values too large for the sums (only rows stored before the input bounds)
+    are fitted scaled down by a power of two, which is exact; a projection past
+    the float range, or any non-finite one, is no forecast (None), never inf.
     """
-    if len(points) < 2:
+    if len(points) < 2 or not all(math.isfinite(v) for _, v in points):
         return None
     begin, finish = cycle_bounds(cycle_start, cycle_end, tz)
     days = [(_instant(at, tz) - begin).total_seconds() / 86400 for at, _ in points]
-    values = [v for _, v in points]
+    largest = max(abs(v) for _, v in points)
+    scale = 2.0 ** -math.frexp(largest)[1] if largest > _HUGE_FIT else 1.0
+    values = [v * scale for _, v in points]
     mean_t = math.fsum(days) / len(days)
     mean_v = math.fsum(values) / len(values)
     sxx = math.fsum((t - mean_t) ** 2 for t in days)
@@ -238,7 +294,15 @@ def forecast(
         return None
     sxy = math.fsum((t - mean_t) * (v - mean_v) for t, v in zip(days, values, strict=True))
     end_t = (finish - begin).total_seconds() / 86400
-    return mean_v + (sxy / sxx) * (end_t - mean_t)
+    try:
+        projected = (mean_v + (sxy / sxx) * (end_t - mean_t)) / scale
+    except OverflowError:
+        return None
+    return projected if math.isfinite(projected) else None
+
+
+# Values above this are scaled down before a least-squares fit (see `forecast`).
+_HUGE_FIT = 2.0**500
 
 
 def forecast_status(

@@ -72,3 +72,54 @@ async def test_pace_boundaries_match_exactly(db: AsyncSession) -> None:
     for progress, expected, stretch in [(0.45, 0.5, False), (0.63, 1.0, True), (0.3, 0.5, False)]:
         got = await db.scalar(STATUS, {"p": progress, "e": expected, "s": stretch, "c": None})
         assert Status(got) is scoring.status_from_pace(progress, expected, stretch=stretch)
+
+
+# Any float a row may hold, huge, tiny and subnormal ones included (stored before
+# the input bounds): neither form may raise, overflow to inf, or disagree.
+extreme = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([1.7e308, -1.7e308, 2.0**1023, -(2.0**1023), 5e-324, -5e-324, 0.0]),
+)
+extreme_or_not = st.one_of(extreme, st.sampled_from([math.nan, math.inf, -math.inf]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.sampled_from(KeyResultKind), extreme_or_not, st.one_of(extreme_or_not, st.none()), extreme
+)
+async def test_key_result_score_of_any_stored_row(
+    db: AsyncSession, kind: KeyResultKind, start: float, target: float | None, cur: float
+) -> None:
+    async with db.begin_nested():  # an error must fail this test, not the transaction
+        got = await db.scalar(
+            SCORE, {"kind": kind.value, "start": start, "target": target, "cur": cur}
+        )
+    want = scoring.key_result_score(kind, start, target, cur)
+    assert 0.0 <= want <= 1.0
+    assert got == want
+
+
+def test_extreme_span_scores_its_middle() -> None:
+    """Issue 12, finding 15: -1.7e308 -> 1.7e308 at 0 is half way, not 0."""
+    assert scoring.key_result_score(KeyResultKind.INCREASE, -1.7e308, 1.7e308, 0.0) == 0.5
+    assert scoring.key_result_score(KeyResultKind.DECREASE, 1.7e308, -1.7e308, 0.0) == 0.5
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(extreme_or_not, st.just(0.0)),
+            st.one_of(unit, st.sampled_from([5e-324, 1e-320, 2.0**-53])),
+        ),
+        max_size=8,
+    )
+)
+async def test_weighted_mean_of_any_stored_weights(
+    db: AsyncSession, terms: list[tuple[float, float]]
+) -> None:
+    async with db.begin_nested():
+        got = await db.scalar(MEAN, {"w": [w for w, _ in terms], "v": [v for _, v in terms]})
+    want = scoring.weighted_mean(scoring.Term(w, v, "x") for w, v in terms)
+    assert 0.0 <= want <= 1.0
+    assert math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-12)

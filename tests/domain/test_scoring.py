@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -18,6 +19,8 @@ from okrgraph.domain.models.enums import (
     Status,
 )
 from okrgraph.domain.scoring import (
+    MAX_WEIGHT,
+    MIN_WEIGHT,
     SOURCE_CHECK_IN,
     SOURCE_CHILDREN,
     Term,
@@ -39,7 +42,7 @@ values = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinit
 unit = st.floats(min_value=0.0, max_value=1.0)
 # zero, or a weight whose products do not underflow (a subnormal weight such as
 # 5e-324 makes w * v round to 0: float arithmetic, not a scoring rule)
-weights = st.one_of(st.just(0.0), st.floats(min_value=1e-9, max_value=1e6))
+weights = st.one_of(st.just(0.0), st.floats(min_value=MIN_WEIGHT, max_value=MAX_WEIGHT))
 terms = st.lists(st.builds(Term, weight=weights, value=unit, source=st.just(SOURCE_CHECK_IN)))
 Q4 = (date(2026, 10, 1), date(2026, 12, 31))
 
@@ -118,6 +121,7 @@ def test_weighted_mean_is_within_bounds(ts: list[Term]) -> None:
 @given(terms, st.floats(min_value=1e-3, max_value=1e3))
 def test_weighted_mean_is_scale_invariant(ts: list[Term], k: float) -> None:
     scaled = [Term(t.weight * k, t.value, t.source, t.ref) for t in ts]
+    assume(all(t.weight == 0 or MIN_WEIGHT <= t.weight <= MAX_WEIGHT for t in scaled))
     assert weighted_mean(scaled) == pytest.approx(weighted_mean(ts), abs=1e-9)
 
 
@@ -305,3 +309,36 @@ def test_forecast_status() -> None:
     assert forecast_status(inc, 0, 100, 70, stretch=True) is Status.ON_TRACK
     assert forecast_status(inc, 0, 100, 30) is Status.OFF_TRACK
     assert forecast_status(inc, 0, 100, None) is None
+
+
+# --- extreme stored values (before the input bounds) never overflow -------------
+
+any_float = st.floats(allow_nan=False, allow_infinity=False)
+any_day = st.dates()
+
+
+@given(st.lists(st.tuples(st.integers(0, 80), any_float), min_size=2, max_size=6), any_day)
+def test_forecast_is_finite_or_none(points: list[tuple[int, float]], end: date) -> None:
+    """Issue 12, finding 15: a forecast is a number or nothing, never inf or nan."""
+    start = date(2026, 10, 1)
+    series = [(datetime(2026, 10, 1, tzinfo=UTC) + timedelta(days=d), v) for d, v in points]
+    projected = forecast(series, start, max(end, date(2026, 10, 2)))
+    assert projected is None or math.isfinite(projected)
+
+
+def test_forecast_of_the_widest_key_result() -> None:
+    series = [
+        (datetime(2026, 10, 2, tzinfo=UTC), -1.7e308),
+        (datetime(2026, 10, 3, tzinfo=UTC), 0.0),
+    ]
+    assert forecast(series, date(2026, 10, 1), date(2026, 12, 31)) is None  # past the range
+    series[1] = (series[1][0], -1.6e308)
+    projected = forecast(series, date(2026, 10, 1), date(2026, 10, 4))
+    assert projected == pytest.approx(-1.4e308)  # day 4 (the end is inclusive)
+
+
+@given(any_day, any_day, st.datetimes(timezones=st.just(UTC)))
+def test_expected_progress_of_any_stored_cycle(start: date, end: date, at: datetime) -> None:
+    """Issue 12, finding 3: a cycle ending 9999-12-31 has no next day; no overflow."""
+    assert 0.0 <= expected_progress(start, end, at) <= 1.0
+    cycle_bounds(start, end)

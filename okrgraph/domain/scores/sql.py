@@ -20,29 +20,72 @@ def _f(x: float) -> str:
     return f"CAST({x!r} AS float8)"
 
 
+def _half(x: str) -> str:
+    """`scoring._half`: x / 2, 0 for |x| < 1 (PostgreSQL raises on an underflow)."""
+    return f"(CASE WHEN abs({x}) < {_f(1.0)} THEN {_f(0.0)} ELSE {x} / {_f(2.0)} END)"
+
+
+def _ratio(done: str, span: str) -> str:
+    """The last steps of `scoring.progress_between`: a tiny ratio is 0, else clamped."""
+    return f"""(CASE WHEN abs({done}) < {_f(scoring.TINY)} AND abs({span}) >= {_f(2.0)}
+        THEN {_f(0.0)} ELSE greatest({_f(0.0)}, least({_f(1.0)}, {done} / {span})) END)"""
+
+
 def key_result_score(k: str) -> str:
-    """`scoring.key_result_score` over the columns of key_results alias `k`."""
+    """`scoring.key_result_score` over the columns of key_results alias `k`.
+
+    In `scoring.progress_between`'s form: clamp first, halves for a span that
+    could overflow, a tiny ratio as 0, so no finite row can raise an error.
+    """
     cur, start, target = f"{k}.current_value", f"{k}.start_value", f"{k}.target_value"
+    nonfinite = "('NaN', 'Infinity', '-Infinity')"
+    rising = f"({target} > {start})"
+    huge = _f(scoring._HUGE)
     return f"""(CASE
-        WHEN {cur} IS NULL OR {cur} IN ('NaN', 'Infinity', '-Infinity') THEN {_f(0.0)}
+        WHEN {cur} IS NULL OR {cur} IN {nonfinite} THEN {_f(0.0)}
         WHEN {k}.kind = 'MILESTONE' THEN CASE WHEN {cur} = 1 THEN {_f(1.0)} ELSE {_f(0.0)} END
-        WHEN {target} IS NULL THEN {_f(0.0)}
+        WHEN {target} IS NULL OR {target} IN {nonfinite} THEN {_f(0.0)}
         WHEN {k}.kind = 'ABOVE' THEN CASE WHEN {cur} >= {target} THEN {_f(1.0)} ELSE {_f(0.0)} END
         WHEN {k}.kind = 'BELOW' THEN CASE WHEN {cur} <= {target} THEN {_f(1.0)} ELSE {_f(0.0)} END
+        WHEN {start} IN {nonfinite} THEN {_f(0.0)}
         WHEN {target} = {start} THEN
             CASE WHEN ({k}.kind = 'INCREASE' AND {cur} >= {target})
                    OR ({k}.kind <> 'INCREASE' AND {cur} <= {target})
                  THEN {_f(1.0)} ELSE {_f(0.0)} END
-        ELSE greatest({_f(0.0)}, least({_f(1.0)}, ({cur} - {start}) / ({target} - {start})))
+        WHEN ({rising} AND {cur} <= {start}) OR (NOT {rising} AND {cur} >= {start})
+            THEN {_f(0.0)}
+        WHEN ({rising} AND {cur} >= {target}) OR (NOT {rising} AND {cur} <= {target})
+            THEN {_f(1.0)}
+        WHEN abs({start}) >= {huge} OR abs({target}) >= {huge} THEN
+            {_ratio(f"({_half(cur)} - {_half(start)})", f"({_half(target)} - {_half(start)})")}
+        ELSE {_ratio(f"({cur} - {start})", f"({target} - {start})")}
     END)"""
 
 
+def term_weight(weight: str) -> str:
+    """A term's weight as `scoring.weighted_mean` counts it: capped, tiny or NaN as 0."""
+    return f"""(CASE WHEN {weight} >= {_f(scoring.MIN_WEIGHT)} AND {weight} <> 'NaN'
+        THEN least({weight}, {_f(scoring.MAX_WEIGHT)}) ELSE {_f(0.0)} END)"""
+
+
+def term_value(value: str) -> str:
+    """`scoring._term_value`: a value in [TINY, 1] as it is, above 1 as 1, else 0."""
+    return f"""(CASE WHEN {value} = 'NaN' THEN {_f(0.0)}
+        WHEN {value} >= {_f(scoring.TINY)} AND {value} <= {_f(1.0)} THEN {value}
+        WHEN {value} > {_f(1.0)} THEN {_f(1.0)} ELSE {_f(0.0)} END)"""
+
+
 def weighted_mean(weight: str, value: str, where: str = "true") -> str:
-    """Aggregate form of `scoring.weighted_mean`: terms with weight <= 0 count for nothing."""
-    keep = f"({where}) AND {weight} > 0"
-    total = f"sum({weight}) FILTER (WHERE {keep})"
+    """Aggregate form of `scoring.weighted_mean`: terms with weight <= 0 count for nothing.
+
+    Weights and values are first bounded as `term_weight` and `term_value` say,
+    so neither the sums nor the products can overflow or underflow.
+    """
+    w, v = term_weight(weight), term_value(value)
+    keep = f"({where}) AND {w} > 0"
+    total = f"sum({w}) FILTER (WHERE {keep})"
     return f"""(CASE WHEN coalesce({total}, 0) > 0 THEN greatest({_f(0.0)}, least({_f(1.0)},
-        sum({weight} * {value}) FILTER (WHERE {keep}) / {total})) ELSE {_f(0.0)} END)"""
+        sum({w} * {v}) FILTER (WHERE {keep}) / {total})) ELSE {_f(0.0)} END)"""
 
 
 def pace_status(
