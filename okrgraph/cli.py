@@ -21,6 +21,10 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True, rich_markup_mode="markdown")
 app.add_typer(token_app, name="token")
+webhooks_app = typer.Typer(
+    help="Webhook endpoints (operators).", no_args_is_help=True, rich_markup_mode="markdown"
+)
+app.add_typer(webhooks_app, name="webhooks")
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -105,6 +109,17 @@ def _require(check: Coroutine[Any, Any, str | None]) -> None:
         _fail(problem)
 
 
+def _require_secret_keys() -> None:
+    """serve and worker refuse to start without a usable OKR_SECRET_KEYS: webhook
+    secrets can be neither stored nor used without one (`okr dev` makes its own)."""
+    from okrgraph.domain.webhooks.secrets import SecretKeyMissing, keyring
+
+    try:
+        keyring()
+    except SecretKeyMissing as exc:
+        _fail(str(exc), 2)
+
+
 def _check_port(host: str, port: int, option: str) -> None:
     from okrgraph.embedded import port_in_use
 
@@ -154,6 +169,7 @@ def serve(
     from okrgraph.domain.config import settings
 
     _setup_logging()
+    _require_secret_keys()
     host, port = host or settings.host, port or settings.port
     _check_port(host, port, "--port or OKR_PORT")
     _require(_check_database(_database_url()))
@@ -176,6 +192,7 @@ def worker() -> None:
     from okrgraph.domain.config import settings
 
     _setup_logging()
+    _require_secret_keys()
     _require(_check_database(_database_url()))
     redis_url = settings.redis_url or "redis://127.0.0.1:6379/0"
     _require(_check_redis(redis_url))
@@ -221,6 +238,45 @@ def token_create(
     except ValueError as exc:
         _fail(str(exc), 2)
     _say(secret)
+
+
+@app.command("secret-key")
+def secret_key() -> None:
+    """Print a new key for OKR_SECRET_KEYS (which encrypts webhook secrets at rest).
+    To rotate: put the new key first (`OKR_SECRET_KEYS=new,old`), restart, run
+    `okr webhooks reseal`, then drop the old key."""
+    from okrgraph.domain.webhooks.secrets import new_key
+
+    _say(new_key())
+
+
+@webhooks_app.command("reseal")
+def webhooks_reseal() -> None:
+    """Re-encrypt every webhook secret under the newest key of OKR_SECRET_KEYS, so
+    older keys can be dropped. Safe to run again."""
+    from okrgraph.domain.db import create_engine, create_sessionmaker
+    from okrgraph.domain.webhooks.operations import Resealed, reseal_all
+    from okrgraph.domain.webhooks.secrets import SecretKeyMissing, keyring
+
+    try:
+        ring = keyring()
+    except SecretKeyMissing as exc:
+        _fail(str(exc), 2)
+    url = _database_url()
+    _require(_check_database(url))
+
+    async def run() -> Resealed:
+        engine = create_engine(url, pool_size=1)
+        try:
+            return await reseal_all(create_sessionmaker(engine), ring)
+        finally:
+            await engine.dispose()
+
+    done = asyncio.run(run())
+    _say(f"resealed {done.resealed} secret(s); {done.current} already under key {ring.current_id}")
+    if done.unreadable:
+        ids = ", ".join(map(str, done.unreadable))
+        _fail(f"no configured key opens {len(done.unreadable)} secret(s); rotate them: {ids}")
 
 
 def _default_data_dir() -> str:

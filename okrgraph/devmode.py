@@ -43,6 +43,22 @@ async def seed_database(database_url: str) -> str | None:
     return result.admin_token
 
 
+def dev_secret_keys(data_dir: Path) -> str:
+    """The key that seals this data directory's webhook secrets: made once, kept in
+    `secret-key` (mode 0600) beside the data it protects."""
+    from okrgraph.domain.webhooks.secrets import new_key
+
+    path = data_dir / "secret-key"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(new_key() + "\n")
+    return path.read_text().strip()
+
+
 class Stop(Exception):
     """Leave `okr dev`: a signal asked for it, or a child process died."""
 
@@ -187,6 +203,7 @@ def run_dev(sup: Supervisor, host: str, port: int, data_dir: Path) -> int:
             "OKR_HOST": host,
             "OKR_PORT": str(port),
             "OKR_DEV": "1",
+            "OKR_SECRET_KEYS": settings.secret_keys or dev_secret_keys(data_dir),
         }
         okr = [sys.executable, "-m", "okrgraph"]
         sup.spawn("API server", [*okr, "serve"], env)

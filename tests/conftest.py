@@ -31,10 +31,18 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from okrgraph.api.app import create_app
+from okrgraph.domain.config import settings
 from okrgraph.domain.db import async_url, create_engine
 from okrgraph.domain.migrate import migrate
 from okrgraph.domain.seed import SeedResult, seed_demo
 from okrgraph.embedded import EmbeddedPostgres, EmbeddedRedis
+
+# The key that seals webhook secrets in tests, here and in every `okr` child (which
+# inherits the environment); `okr serve` and `okr worker` refuse to start without one.
+TEST_SECRET_KEYS = "YxspJG_v5NnNxba5EwSNLVNGQW6gtP6-K125snmfiDg"
+os.environ["OKR_SECRET_KEYS"] = TEST_SECRET_KEYS
+os.environ.pop("OKR_SECRET_KEY", None)
+settings.secret_keys = TEST_SECRET_KEYS
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ Conventions:
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -73,6 +72,8 @@ from okrgraph.domain.models.enums import (
     Status,
     SubjectType,
 )
+from okrgraph.domain.webhooks.catalog import new_secret as new_webhook_secret
+from okrgraph.domain.webhooks.secrets import keyring
 
 M = TypeVar("M", bound=Base)
 Factory = Callable[..., Awaitable[Base]]
@@ -374,8 +375,11 @@ async def make_notification_preference(
 async def make_webhook_endpoint(
     session: AsyncSession, org_id: uuid.UUID, **fields: Any
 ) -> WebhookEndpoint:
+    """`secret=` gives the plaintext signing secret, stored sealed as the service does."""
     fields.setdefault("url", "https://hooks.example.test/okr")
-    fields.setdefault("secret", secrets.token_hex(16))
+    fields.setdefault("id", uuid.uuid4())
+    secret = fields.pop("secret", None) or new_webhook_secret()
+    fields.setdefault("secret_sealed", keyring().seal(secret, org_id, fields["id"]))
     fields.setdefault("event_types", ["objective.updated"])
     return await _add(session, WebhookEndpoint(org_id=org_id, **fields))
 

@@ -27,6 +27,15 @@ class Settings(BaseSettings):
             "role that neither owns the tables nor bypasses RLS."
         ),
     )
+    secret_keys: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OKR_SECRET_KEYS", "OKR_SECRET_KEY"),
+        description=(
+            "Keys that encrypt webhook signing secrets at rest: base64url of 32 bytes "
+            "each (`okr secret-key`), comma-separated, newest first. Keep them out of "
+            "the database and its backups; `okr dev` makes one under its data directory."
+        ),
+    )
     dev: bool = Field(default=False, description="Dev mode: GraphiQL hints, field suggestions.")
     statement_timeout_ms: int = Field(default=5000, description="Per-statement timeout.")
     db_pool_size: int = 10

@@ -10,12 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.db import set_tenant
 from okrgraph.domain.models import WebhookEndpoint
 from okrgraph.domain.models.enums import DeliveryStatus
 from okrgraph.domain.seed import SeedResult
+from okrgraph.domain.webhooks.catalog import signing_secret
 from okrgraph.schema.node import to_global_id
 from tests.api.roles import Cast, cast, column, count, other_org
 from tests.factories import make_token, make_webhook_delivery, make_webhook_endpoint
@@ -75,6 +77,15 @@ def check_secret(secret: str) -> None:
     assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) >= 24
 
 
+def assert_sealed(endpoint: WebhookEndpoint, secret: str) -> None:
+    """Stored sealed: neither the secret nor its key part is in the column; it opens."""
+    sealed = endpoint.secret_sealed
+    assert sealed is not None
+    assert secret not in sealed
+    assert secret.removeprefix("whsec_") not in sealed
+    assert signing_secret(endpoint) == secret
+
+
 @pytest.mark.parametrize("role", ADMIN_ONLY)
 async def test_only_admins_create_endpoints(
     client: httpx.AsyncClient, db: AsyncSession, people: Cast, role: str
@@ -95,10 +106,10 @@ async def test_only_admins_create_endpoints(
     check_secret(result["secret"])
     assert result["endpoint"]["eventTypes"] == ["kpi.*"]
     assert result["endpoint"]["enabled"] is True
-    stored = await column(
-        db, people.org_id, WebhookEndpoint.secret, WebhookEndpoint.url.endswith("/a")
-    )
-    assert stored == result["secret"]
+    [stored] = (
+        await db.execute(select(WebhookEndpoint).where(WebhookEndpoint.url.endswith("/a")))
+    ).scalars()
+    assert_sealed(stored, result["secret"])
     assert await count(db, people.org_id, WebhookEndpoint) == before + 1
 
 
@@ -223,15 +234,13 @@ async def test_only_admins_rotate_secrets(
     endpoint = await make_webhook_endpoint(db, people.org_id, secret="whsec_old")
     id = gid("WebhookEndpoint", endpoint.id)
     result = await call(client, people.tokens[role], ROTATE, "rotateWebhookSecret", id=id)
-    stored = await column(
-        db, people.org_id, WebhookEndpoint.secret, WebhookEndpoint.id == endpoint.id
-    )
+    await db.refresh(endpoint)
     if role == "admin":
         check_secret(result["secret"])
-        assert stored == result["secret"]
+        assert_sealed(endpoint, result["secret"])
     else:
         assert result["__typename"] == "Forbidden"
-        assert stored == "whsec_old"
+        assert_sealed(endpoint, "whsec_old")
 
 
 async def test_admins_read_endpoints_with_their_delivery_log(
@@ -306,8 +315,10 @@ async def test_another_org_cannot_touch_our_endpoints(
         == "https://ours.example.test"
     )
     assert (
-        await column(db, people.org_id, WebhookEndpoint.secret, WebhookEndpoint.id == ours.id)
-        == ours.secret
+        await column(
+            db, people.org_id, WebhookEndpoint.secret_sealed, WebhookEndpoint.id == ours.id
+        )
+        == ours.secret_sealed
     )
 
 
@@ -322,7 +333,5 @@ async def test_a_replayed_rotation_rotates_once(
     again = await call(client, admin, ROTATE, "rotateWebhookSecret", id=id, key="r1")
     check_secret(first["secret"])
     assert again["secret"] is None
-    stored = await column(
-        db, people.org_id, WebhookEndpoint.secret, WebhookEndpoint.id == endpoint.id
-    )
-    assert stored == first["secret"]
+    await db.refresh(endpoint)
+    assert_sealed(endpoint, first["secret"])

@@ -83,3 +83,24 @@ async def empty_database(server_url: str) -> AsyncIterator[str]:
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+@pytest.mark.parametrize(
+    ("keys", "says"),
+    [
+        (None, "OKR_SECRET_KEYS is not set"),
+        ("nope", "OKR_SECRET_KEYS: key 1 is not base64url of 32 bytes"),
+    ],
+)
+async def test_serve_and_worker_refuse_to_start_without_a_secret_key(
+    okr_env: dict[str, str], database_url: str, command: str, keys: str | None, says: str
+) -> None:
+    env = {k: v for k, v in okr_env.items() if k != "OKR_SECRET_KEYS"}
+    env["DATABASE_URL"] = database_url
+    if keys is not None:
+        env["OKR_SECRET_KEYS"] = keys
+    code, out = await okr(command, env=env)
+    assert code == 2
+    assert f"okr: {says}" in out
+    assert "Traceback" not in out

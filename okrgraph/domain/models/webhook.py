@@ -19,11 +19,15 @@ class WebhookEndpoint(TenantMixin, Base):
     __table_args__ = (
         CheckConstraint("url ~ '^https?://'", name="url_is_http"),
         CheckConstraint("failure_count >= 0", name="failure_count_not_negative"),
+        CheckConstraint("secret_sealed IS NOT NULL OR NOT enabled", name="enabled_has_secret"),
+        CheckConstraint("secret_sealed NOT LIKE 'whsec%'", name="secret_not_plaintext"),
     )
 
     url: Mapped[str] = mapped_column(String(2000))
     description: Mapped[str] = mapped_column(default="", server_default="")
-    secret: Mapped[str] = mapped_column(String(200))
+    # The signing secret sealed under OKR_SECRET_KEYS (domain.webhooks.secrets), never
+    # plaintext; NULL only for endpoints whose plaintext secret migration 0004 erased.
+    secret_sealed: Mapped[str | None] = mapped_column(String(300))
     event_types: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default="{}")
     enabled: Mapped[bool] = mapped_column(default=True, server_default="true")
     failure_count: Mapped[int] = mapped_column(default=0, server_default="0")

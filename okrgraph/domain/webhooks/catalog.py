@@ -2,8 +2,9 @@
 the signing secret, and list them. Deliveries are the worker's business.
 
 The secret follows the Standard Webhooks format: `whsec_` + base64 of 32 random
-bytes. It is returned once (at creation and at rotation) and stored for
-signing; the API never shows it again.
+bytes. It is returned once (at creation and at rotation) and stored sealed
+under the operator's key (`secrets.py`), never in plaintext; the API never
+shows it again, and `signing_secret` is the one way back to it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from okrgraph.domain.graph.queries import Order, Page, page_of
 from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import WebhookEndpoint
 from okrgraph.domain.validation import text_field
+from okrgraph.domain.webhooks.secrets import Keyring, SecretUnreadable, keyring
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -90,13 +92,14 @@ async def create_webhook_endpoint(
 ) -> tuple[WebhookEndpoint, str]:
     """A new, enabled endpoint; returns it with its signing secret (shown once)."""
     require_admin(principal)
+    endpoint_id, secret = uuid.uuid4(), new_secret()
     endpoint = WebhookEndpoint(
         org_id=principal.org_id,
-        id=uuid.uuid4(),
+        id=endpoint_id,
         url=_url(url),
         description=text_field(description, "input.description", max_length=2000, required=False),
         event_types=_event_types(event_types or []),
-        secret=new_secret(),
+        secret_sealed=keyring().seal(secret, principal.org_id, endpoint_id),
         enabled=True,
         failure_count=0,
     )
@@ -110,7 +113,15 @@ async def create_webhook_endpoint(
         endpoint.id,
         {"url": endpoint.url, "event_types": endpoint.event_types},
     )
-    return endpoint, endpoint.secret
+    return endpoint, secret
+
+
+def signing_secret(endpoint: WebhookEndpoint, ring: Keyring | None = None) -> str:
+    """The endpoint's plaintext `whsec_` secret, to sign a delivery with;
+    `SecretUnreadable` when it has none or no configured key opens it."""
+    if endpoint.secret_sealed is None:
+        raise SecretUnreadable(f"endpoint {endpoint.id} has no signing secret; rotate it")
+    return (ring or keyring()).open(endpoint.secret_sealed, endpoint.org_id, endpoint.id)
 
 
 async def update_webhook_endpoint(
@@ -138,6 +149,12 @@ async def update_webhook_endpoint(
     if event_types is not None:
         endpoint.event_types = changes["event_types"] = _event_types(event_types)
     if enabled is True and not endpoint.enabled:
+        if endpoint.secret_sealed is None:
+            raise ValidationFailed(
+                "input.enabled",
+                "This endpoint has no signing secret (the upgrade to encrypted secrets "
+                "erased it): give it one with rotateWebhookSecret, then enable it.",
+            )
         endpoint.enabled = changes["enabled"] = True
         endpoint.disabled_at = None
         endpoint.failure_count = 0
@@ -157,12 +174,13 @@ async def rotate_webhook_secret(
     """A new signing secret, effective for the next delivery; returns it once."""
     require_admin(principal)
     endpoint = await get_endpoint(session, endpoint_id)
-    endpoint.secret = new_secret()
+    secret = new_secret()
+    endpoint.secret_sealed = keyring().seal(secret, endpoint.org_id, endpoint.id)
     await session.flush()
     record_audit(
         session, principal, "webhook_endpoint.secret_rotated", "WebhookEndpoint", endpoint.id
     )
-    return endpoint, endpoint.secret
+    return endpoint, secret
 
 
 async def endpoints_page(
