@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
@@ -66,6 +68,20 @@ class Connection(Generic[T]):
         )
 
 
+# A cursor this API gives out is base64 of `[value, id]`, well under this length.
+MAX_CURSOR_LENGTH = 500
+INT64 = 2**63
+
+
+class BadCursor(ClientError):
+    """`after` is not a cursor this API gave out (forged, truncated, of another kind)."""
+
+    code = "BAD_USER_INPUT"
+
+    def __init__(self) -> None:
+        super().__init__("`after` is not a cursor this API gave out.")
+
+
 def _encode_value(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return {"t": value.isoformat()}
@@ -73,10 +89,34 @@ def _encode_value(value: Any) -> Any:
 
 
 def _decode_value(value: Any) -> Any:
-    if isinstance(value, dict) and "t" in value:
+    """The order value of a cursor, exactly one of the kinds `_encode_value` writes;
+    anything else (a list, null, a bool, NaN, an int past 64 bits, text PostgreSQL
+    cannot store, a naive time) is refused here, before SQL sees it."""
+    if isinstance(value, dict):
+        if set(value) != {"t"} or not isinstance(value["t"], str):
+            raise ValueError("not a time")
         text = value["t"]
-        return datetime.fromisoformat(text) if "T" in text else date.fromisoformat(text)
-    return value
+        if "T" not in text:
+            return date.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            raise ValueError("a time without its zone")
+        return moment
+    if isinstance(value, bool):
+        raise ValueError("a bool")
+    if isinstance(value, int):
+        if not -INT64 <= value < INT64:
+            raise ValueError("out of range")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("not finite")
+        return value
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+            raise ValueError("unstorable text")
+        return value
+    raise ValueError("not an order value")
 
 
 def encode_cursor(value: Any, id: uuid.UUID) -> str:
@@ -85,11 +125,23 @@ def encode_cursor(value: Any, id: uuid.UUID) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[Any, uuid.UUID]:
+    """The one place a cursor is read: `(order value, id)`, or `BadCursor` (code
+    BAD_USER_INPUT) for anything this API did not give out. Whether the value
+    suits the list's order column is checked where the list is read
+    (`domain/graph/queries.py`), also as BAD_USER_INPUT."""
     try:
-        value, id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("too long")
+        raw = base64.b64decode(cursor.encode("ascii"), altchars=b"-_", validate=True)
+        decoded = json.loads(raw)
+        if not isinstance(decoded, list) or len(decoded) != 2:
+            raise ValueError("not a pair")
+        value, id = decoded
+        if not isinstance(id, str):
+            raise ValueError("not an id")
         return _decode_value(value), uuid.UUID(id)
-    except (ValueError, TypeError) as exc:
-        raise BadPageArguments("`after` is not a cursor this API gave out.") from exc
+    except (ValueError, TypeError, binascii.Error, UnicodeError, RecursionError) as exc:
+        raise BadCursor() from exc
 
 
 def page_args(first: int | None, after: str | None) -> Page:
