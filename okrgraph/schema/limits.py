@@ -32,6 +32,7 @@ here and are listed in README.md ("Limits") and docs/limits.md:
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,24 +42,30 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLEnumType,
     GraphQLError,
     GraphQLField,
-    GraphQLInt,
+    GraphQLInputObjectType,
     GraphQLInterfaceType,
     GraphQLList,
     GraphQLNamedType,
     GraphQLObjectType,
     GraphQLSchema,
+    GraphQLUnionType,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
     ValidationRule,
     get_named_type,
     get_nullable_type,
-    value_from_ast,
 )
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from strawberry.extensions import MaxTokensLimiter, SchemaExtension
+
+from okrgraph.domain.auth.tokens import SCOPES
+from okrgraph.domain.notifications.inbox import MAX_MARK
+from okrgraph.domain.webhooks.catalog import MAX_EVENT_TYPES
 
 MAX_REQUEST_BYTES = 1_000_000
 MAX_DOCUMENT_BYTES = 100_000
@@ -68,6 +75,11 @@ MAX_ALIASES = 30
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_COST = 250_000
+MAX_NODES = 100
+MAX_RESPONSE_VALUES = MAX_COST
+MAX_RESPONSE_BYTES = 10_000_000
+MAX_EXECUTION_MS = 5_000
+SLICE_MS = 20
 PAGE_ARGUMENTS = ("first", "last")
 
 
@@ -75,14 +87,105 @@ def request_error(message: str, code: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code})
 
 
+def response_too_large() -> GraphQLError:
+    return GraphQLError(
+        f"The response would be over {MAX_RESPONSE_VALUES:,} values or "
+        f"{MAX_RESPONSE_BYTES:,} bytes. Ask for smaller pages (`first`) or fewer fields.",
+        extensions={
+            "code": "RESPONSE_TOO_LARGE",
+            "maxValues": MAX_RESPONSE_VALUES,
+            "maxBytes": MAX_RESPONSE_BYTES,
+        },
+    )
+
+
+def execution_too_long() -> GraphQLError:
+    return GraphQLError(
+        f"The operation spent over {MAX_EXECUTION_MS:,} ms executing. Ask for smaller pages "
+        "(`first`) or fewer fields.",
+        extensions={"code": "EXECUTION_TOO_LONG", "maxExecutionMs": MAX_EXECUTION_MS},
+    )
+
+
 META_FIELDS = {"__schema": SchemaMetaFieldDef, "__type": TypeMetaFieldDef}
 
 
 @dataclass(frozen=True)
-class Measure:
-    """What a selection set asks for. `cost` counts fields per parent object."""
+class ListBound:
+    """A list field with no page argument: the most items it can hold, what
+    enforces that, and optionally the list argument whose length sizes it."""
 
-    cost: int = 0
+    most: int
+    enforced_by: str
+    argument: str | None = None
+
+
+# Every list field of the schema is a connection's `nodes`/`edges` (sized by the
+# connection's `first`), takes `first` itself, or is listed here with its real,
+# enforced maximum. tests/api/test_limits.py walks the schema to keep it so.
+LIST_BOUNDS: dict[tuple[str, str], ListBound] = {
+    ("Query", "nodes"): ListBound(MAX_NODES, "`nodes` refuses more ids", "ids"),
+    ("MarkNotificationsReadSuccess", "notifications"): ListBound(
+        MAX_MARK, "markNotificationsRead refuses more ids"
+    ),
+    ("Objective", "warnings"): ListBound(7, "one per quality check (domain/objectives/quality)"),
+    ("ValidationError", "errors"): ListBound(50, "one per invalid input field"),
+    ("ApiToken", "scopes"): ListBound(len(SCOPES), "scopes are a set of read, write, admin"),
+    ("Viewer", "scopes"): ListBound(len(SCOPES), "scopes are a set of read, write, admin"),
+    ("WebhookEndpoint", "eventTypes"): ListBound(
+        MAX_EVENT_TYPES, "createWebhookEndpoint refuses more event types"
+    ),
+}
+
+
+def is_connection_list(parent: GraphQLNamedType | None, name: str) -> bool:
+    return parent is not None and parent.name.endswith("Connection") and name in ("nodes", "edges")
+
+
+@functools.cache
+def introspection_sizes(schema: GraphQLSchema) -> dict[tuple[str, str], float]:
+    """The mean length of every introspection list over this (fixed) schema, so a
+    walk of the whole schema (`__schema { types { fields { args ... } } }`)
+    counts the values it really returns: types x fields per type = every field."""
+    types = list(schema.type_map.values())
+    with_fields = [t for t in types if isinstance(t, GraphQLObjectType | GraphQLInterfaceType)]
+    fields = [f for t in with_fields for f in t.fields.values()]
+    directives = list(schema.directives)
+
+    def mean(total: int, count: int) -> float:
+        return total / count if count else 0.0
+
+    possible = sum(
+        len(schema.get_possible_types(t))
+        for t in types
+        if isinstance(t, GraphQLInterfaceType | GraphQLUnionType)
+    )
+    return {
+        ("__Schema", "types"): len(types),
+        ("__Schema", "directives"): len(directives),
+        ("__Type", "fields"): mean(len(fields), len(types)),
+        ("__Type", "interfaces"): mean(sum(len(t.interfaces) for t in with_fields), len(types)),
+        ("__Type", "possibleTypes"): mean(possible, len(types)),
+        ("__Type", "enumValues"): mean(
+            sum(len(t.values) for t in types if isinstance(t, GraphQLEnumType)), len(types)
+        ),
+        ("__Type", "inputFields"): mean(
+            sum(len(t.fields) for t in types if isinstance(t, GraphQLInputObjectType)), len(types)
+        ),
+        ("__Field", "args"): mean(sum(len(f.args) for f in fields), len(fields)),
+        ("__Directive", "args"): mean(sum(len(d.args) for d in directives), len(directives)),
+        ("__Directive", "locations"): mean(
+            sum(len(d.locations) for d in directives), len(directives)
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What a selection set asks for. `cost` counts fields per parent object
+    (fractional under introspection lists, which count their mean length)."""
+
+    cost: float = 0
     depth: int = 0
     aliases: int = 0
 
@@ -100,7 +203,12 @@ class DocumentMeasure:
     fragment once per spread. Each fragment is measured once and reused, so the
     work is linear in the document's size (Strawberry's depth and alias rules
     re-walk a fragment at every spread: exponential for fragments that spread
-    fragments). Collects an error for every page argument over `MAX_PAGE_SIZE`."""
+    fragments). Collects an error for every page argument over `MAX_PAGE_SIZE`.
+
+    Variables and arguments are coerced by graphql-core's own functions, exactly
+    as the executor coerces them (`{"n": 100.0}` is the Int 100, a missing
+    variable takes its default); an operation whose variables do not coerce is
+    not measured (`coerced` is False): the executor refuses it."""
 
     def __init__(
         self,
@@ -112,20 +220,30 @@ class DocumentMeasure:
         self.fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
-        self.raw_variables = dict(variables or {})
-        self.variables: dict[str, Any] = {}
+        self.raw_variables = variables if variables is not None else {}
+        self.variables: VariableValues | None = None
+        self.coerced = True
         self.measured: dict[str, Measure] = {}
         self.errors: list[GraphQLError] = []
+        self.sizes = introspection_sizes(schema)
 
     def operation(self, node: OperationDefinitionNode) -> Measure:
         root = self.schema.get_root_type(node.operation)
         if root is None:
             return Measure()
-        self.variables = {
-            definition.variable.name.value: value_from_ast(definition.default_value, GraphQLInt)
-            for definition in node.variable_definitions or ()
-            if definition.default_value is not None
-        } | self.raw_variables
+        coerced = None
+        if isinstance(self.raw_variables, Mapping):
+            try:
+                coerced = get_variable_values(
+                    self.schema, node.variable_definitions or (), dict(self.raw_variables)
+                )
+            except Exception:  # noqa: BLE001 - whatever fails here, the executor reports it
+                coerced = None
+        if not isinstance(coerced, VariableValues):
+            self.coerced = False
+            return Measure()
+        self.coerced = True
+        self.variables = coerced
         self.measured = {}
         return self.selections(node.selection_set, root, meta=False)
 
@@ -154,44 +272,58 @@ class DocumentMeasure:
         return self.measured[name]
 
     def field(self, node: FieldNode, parent: GraphQLNamedType | None, meta: bool) -> Measure:
-        own = Measure(cost=1, aliases=1 if node.alias else 0)
         name = node.name.value
-        if node.selection_set is None:
-            return own
+        aliases = 1 if node.alias else 0
         definition: GraphQLField | None = META_FIELDS.get(name)
         if definition is None and isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
             definition = parent.fields.get(name)
+        meta = meta or name.startswith("__") or (parent is not None and parent.name[:2] == "__")
+        items: float = 1
+        if definition is not None:
+            items = self.meta_items(parent, name) if meta else self.items(node, definition, parent)
+        if node.selection_set is None:
+            return Measure(cost=max(1, items), aliases=aliases)  # a list of leaves: its items
         child_type = get_named_type(definition.type) if definition is not None else None
-        meta = meta or name.startswith("__")
-        items = 1 if meta or definition is None else self.items(node, definition, parent)
         child = self.selections(node.selection_set, child_type, meta)
         return Measure(
             cost=1 + items * child.cost,
             depth=0 if meta else 1 + child.depth,
-            aliases=own.aliases + child.aliases,
+            aliases=aliases + child.aliases,
         )
+
+    def meta_items(self, parent: GraphQLNamedType | None, name: str) -> float:
+        """An introspection list counts its mean length over the schema."""
+        return self.sizes.get((parent.name if parent else "", name), 1)
 
     def items(
         self, node: FieldNode, definition: GraphQLField, parent: GraphQLNamedType | None
     ) -> int:
-        """How many objects the field may return: its page size for a connection."""
+        """How many objects the field may return: its page size for a connection
+        or a field with `first`, its bound for a bounded list, else 1."""
         paged = [a for a in PAGE_ARGUMENTS if a in definition.args]
+        is_list = isinstance(get_nullable_type(definition.type), GraphQLList)
+        if not paged and (not is_list or is_connection_list(parent, node.name.value)):
+            return 1
+        try:
+            args = get_argument_values(definition, node, self.variables)
+        except Exception:  # noqa: BLE001 - a bad argument is the executor's error to report
+            args = {}
         if not paged:
-            is_list = isinstance(get_nullable_type(definition.type), GraphQLList)
-            in_connection = parent is not None and parent.name.endswith("Connection")
-            return DEFAULT_PAGE_SIZE if is_list and not in_connection else 1
-        default = definition.args[paged[0]].default_value
-        items = default if isinstance(default, int) else DEFAULT_PAGE_SIZE
-        for argument in node.arguments or ():
-            if argument.name.value not in paged:
-                continue
-            size = value_from_ast(argument.value, GraphQLInt, self.variables)
+            bound = LIST_BOUNDS.get((parent.name if parent else "", node.name.value))
+            if bound is None:
+                return MAX_PAGE_SIZE  # never in this schema: the schema walk test sees to it
+            given = args.get(bound.argument) if bound.argument else None
+            return min(len(given), bound.most) if isinstance(given, list) else bound.most
+        items = DEFAULT_PAGE_SIZE
+        for name in paged:
+            size = args.get(name)
             if not isinstance(size, int):
                 continue
             if size > MAX_PAGE_SIZE:
+                argument = next((a for a in node.arguments or () if a.name.value == name), node)
                 self.errors.append(
                     GraphQLError(
-                        f"`{argument.name.value}: {size}` on '{node.name.value}' is over the "
+                        f"`{name}: {size}` on '{node.name.value}' is over the "
                         f"maximum page size of {MAX_PAGE_SIZE}.",
                         argument,
                         extensions={"code": "PAGE_SIZE_TOO_LARGE", "maxPageSize": MAX_PAGE_SIZE},
@@ -210,7 +342,7 @@ def query_cost(
 ) -> int:
     """The estimated cost of the document's first operation."""
     operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
-    return DocumentMeasure(schema, document, variables).operation(operation).cost
+    return math.ceil(DocumentMeasure(schema, document, variables).operation(operation).cost)
 
 
 def limits_rule(variables: Mapping[str, Any] | None) -> type[ValidationRule]:
@@ -221,14 +353,17 @@ def limits_rule(variables: Mapping[str, Any] | None) -> type[ValidationRule]:
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
             measure = DocumentMeasure(self.context.schema, self.context.document, variables)
             size = measure.operation(node)
+            if not measure.coerced:
+                return  # variables that do not coerce: the executor's error, nothing runs
+            cost = math.ceil(size.cost)
             name = f"Operation '{node.name.value}'" if node.name else "The operation"
             refusals = [
                 (size.depth > MAX_DEPTH, "QUERY_TOO_DEEP", "maxDepth", MAX_DEPTH,
                  f"{name} is {size.depth} levels deep; the maximum is {MAX_DEPTH}."),
                 (size.aliases > MAX_ALIASES, "TOO_MANY_ALIASES", "maxAliases", MAX_ALIASES,
                  f"{name} uses {shown(size.aliases)} aliases; the maximum is {MAX_ALIASES}."),
-                (size.cost > MAX_COST, "QUERY_TOO_COMPLEX", "maxCost", MAX_COST,
-                 f"{name} could return up to {shown(size.cost)} fields; the maximum "
+                (cost > MAX_COST, "QUERY_TOO_COMPLEX", "maxCost", MAX_COST,
+                 f"{name} could return up to {shown(cost)} fields; the maximum "
                  f"is {MAX_COST:,}. Ask for smaller pages (`first`) or fewer nested "
                  "connections."),
             ]  # fmt: skip

@@ -8,10 +8,9 @@ import strawberry
 
 from okrgraph.schema.context import Info
 from okrgraph.schema.errors import ClientError
+from okrgraph.schema.limits import MAX_NODES
 from okrgraph.schema.node import NODE_KINDS, Node, from_global_id
 from okrgraph.schema.permissions import CanRead
-
-MAX_NODES = 100
 
 
 async def _resolve(info: Info, global_id: str) -> Node | None:

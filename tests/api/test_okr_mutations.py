@@ -248,14 +248,14 @@ async def test_target_revisions_are_kept(
     update = """mutation($input: UpdateKeyResultInput!) { updateKeyResult(input: $input) {
       __typename
       ... on KeyResultSuccess {
-        keyResult { target targetRevisions { oldTarget newTarget reason } } }
+        keyResult { target targetRevisions { nodes { oldTarget newTarget reason } } } }
       ... on ValidationError { field } } }"""
     result = await data(
         client, demo.admin_token, update, input={"id": kr, "target": 70, "targetReason": "too easy"}
     )
     revised = result["updateKeyResult"]["keyResult"]
     assert revised["target"] == 70
-    assert revised["targetRevisions"] == [
+    assert revised["targetRevisions"]["nodes"] == [
         {"oldTarget": 60.0, "newTarget": 70.0, "reason": "too easy"}
     ]
     bad = await data(client, demo.admin_token, update, input={"id": kr, "target": 10})

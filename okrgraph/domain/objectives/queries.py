@@ -31,11 +31,24 @@ WALK = {
 
 
 async def related_objectives(
-    session: AsyncSession, ids: Sequence[uuid.UUID], direction: Literal["up", "down"]
+    session: AsyncSession,
+    ids: Sequence[uuid.UUID],
+    direction: Literal["up", "down"],
+    page: Page | None = None,
 ) -> dict[uuid.UUID, list[tuple[uuid.UUID, int]]]:
     """For each objective, its ancestors ("up") or descendants ("down") with the
-    shortest distance, nearest first. The graph is a DAG, so the walk ends."""
+    shortest distance, nearest first (by distance, then id). The graph is a DAG,
+    so the walk ends. With a page, at most `first + 1` per objective after the
+    keyset position `(distance, id)` (the extra one says a page follows)."""
     start_cond, start_col, next_col, join_cond = WALK[direction]
+    params: dict[str, object] = {"ids": list(ids)}
+    where, limit = "", ""
+    if page is not None:
+        limit = "WHERE rank <= :first + 1"
+        params["first"] = page.first
+        if page.after is not None:
+            where = "HAVING (min(depth), id) > (:after_depth, :after_id)"
+            params["after_depth"], params["after_id"] = page.after
     sql = text(
         f"""
         WITH RECURSIVE e AS ({EDGES}),
@@ -43,13 +56,20 @@ async def related_objectives(
             SELECT {start_col}, {next_col}, 1 FROM e WHERE {start_cond}
             UNION
             SELECT w.start, {next_col}, w.depth + 1 FROM walk w JOIN e ON {join_cond}
+        ),
+        nearest AS (
+            SELECT start, id, min(depth) AS depth FROM walk GROUP BY start, id {where}
+        ),
+        ranked AS (
+            SELECT start, id, depth,
+                   row_number() OVER (PARTITION BY start ORDER BY depth, id) AS rank
+            FROM nearest
         )
-        SELECT start, id, min(depth) AS depth FROM walk
-        GROUP BY start, id ORDER BY start, depth, id
+        SELECT start, id, depth FROM ranked {limit} ORDER BY start, depth, id
         """
     )
     result: dict[uuid.UUID, list[tuple[uuid.UUID, int]]] = defaultdict(list)
-    for start, id, depth in await session.execute(sql, {"ids": list(ids)}):
+    for start, id, depth in await session.execute(sql, params):
         result[start].append((id, depth))
     return result
 

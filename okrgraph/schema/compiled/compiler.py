@@ -32,6 +32,7 @@ from graphql import (
     ValueNode,
     VariableNode,
 )
+from graphql.execution.values import VariableValues, get_variable_values
 
 from okrgraph.schema.compiled.registry import TYPES, Relation, TypeSpec
 from okrgraph.schema.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -213,8 +214,16 @@ class Compiler:
             body = self.object(rel.type_name, f.selection_set, c)
             return f"(SELECT {body} FROM {source} WHERE {where}{limit} LIMIT 1)"
         if rel.shape == "list":
-            return self.array(rel.type_name, f.selection_set, c, source, where, order, None)
+            first = self.page_size(args)
+            return self.array(rel.type_name, f.selection_set, c, source, where, order, first)
         return self.connection(rel.type_name, f, c, source, where, order, args)
+
+    @staticmethod
+    def page_size(args: dict[str, Any]) -> int:
+        first = DEFAULT_PAGE_SIZE if args.get("first") is None else args["first"]
+        if type(first) is not int or not 0 <= first <= MAX_PAGE_SIZE:
+            raise NotCompilable("page size")  # the normal path reports it
+        return first
 
     def connection(
         self,
@@ -226,9 +235,7 @@ class Compiler:
         order: str,
         args: dict[str, Any],
     ) -> str:
-        first = DEFAULT_PAGE_SIZE if args.get("first") is None else args["first"]
-        if not isinstance(first, int) or not 0 <= first <= MAX_PAGE_SIZE:
-            raise NotCompilable("page size")  # the normal path reports it
+        first = self.page_size(args)
         pairs = []
         for sub in self.fields(f.selection_set, f"{type_name}Connection"):
             key = (sub.alias or sub.name).value
@@ -320,6 +327,14 @@ def compile_query(
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    compiler = Compiler(fragments, variables or {})
+    from okrgraph.schema import schema
+
+    # the variables as the executor coerces them (`100.0` is the Int 100, defaults apply)
+    coerced = get_variable_values(
+        schema._schema, operations[0].variable_definitions or (), dict(variables or {})
+    )
+    if not isinstance(coerced, VariableValues):
+        raise NotCompilable("variables")  # the normal path reports them
+    compiler = Compiler(fragments, coerced.coerced)
     sql = compiler.root(operations[0])
     return Compiled(sql, compiler.params, compiler.floats)

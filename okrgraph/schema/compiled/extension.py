@@ -13,6 +13,7 @@ from strawberry.types.graphql import OperationType
 
 from okrgraph.schema.compiled.compiler import NotCompilable, compile_query, restore_floats
 from okrgraph.schema.context import Context
+from okrgraph.schema.limits import MAX_RESPONSE_BYTES, response_too_large
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,10 @@ class CompiledReads(SchemaExtension):
             else:
                 async with ctx.db() as session:
                     raw = (await session.execute(text(compiled.sql), compiled.params)).scalar_one()
-                data = json.loads(raw, parse_int=_int) if isinstance(raw, str) else raw
-                restore_floats(data, compiled.floats)
-                ec.result = GraphQLExecutionResult(data=data, errors=None)
+                if len(raw) > MAX_RESPONSE_BYTES:  # text: one byte or more per character
+                    ec.result = GraphQLExecutionResult(data=None, errors=[response_too_large()])
+                else:
+                    data = json.loads(raw, parse_int=_int) if isinstance(raw, str) else raw
+                    restore_floats(data, compiled.floats)
+                    ec.result = GraphQLExecutionResult(data=data, errors=None)
         yield

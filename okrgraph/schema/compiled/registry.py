@@ -25,7 +25,7 @@ def gid(type_name: str) -> str:
 class Relation:
     type_name: str  # the child's GraphQL type
     join: str  # condition on {p} (parent), {c} (child) and {l} (the `via` row)
-    shape: str = "object"  # "object", "connection" (`first`, `nodes`) or "list"
+    shape: str = "object"  # "object", "connection" (`first`, `nodes`) or "list" (`first`)
     order: str = ""  # ORDER BY (connections, lists; an object takes the first row)
     args: frozenset[str] = frozenset({"first"})  # arguments the compiler understands
     via: str = ""  # a link table joined to the child as {l}
@@ -76,13 +76,14 @@ def _many(type_name: str, fk: str, order: str) -> Relation:
 
 
 def _linked_kpis(column: str, shape: str) -> Relation:
-    """KPIs linked to a key result or objective, in link order (kpis_linked)."""
+    """KPIs linked to a key result or objective, in link order (kpis_linked); the
+    list (`Objective.kpis`) takes `first`."""
     return Relation(
         "Kpi",
         f"{{l}}.org_id = {{p}}.org_id AND {{l}}.{column} = {{p}}.id",
         shape,
         "{l}.created_at, {l}.id",
-        frozenset(),
+        frozenset({"first"}) if shape == "list" else frozenset(),
         "kpi_links {l} ON {l}.org_id = {c}.org_id AND {l}.kpi_id = {c}.id",
     )
 

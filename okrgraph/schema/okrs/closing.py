@@ -13,8 +13,10 @@ from okrgraph.domain.cycles.closing import CarryOverPolicy, Closing
 from okrgraph.domain.models import Cycle as CycleRow
 from okrgraph.schema.context import Info
 from okrgraph.schema.enums import Outcome
+from okrgraph.schema.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from okrgraph.schema.node import input_kwargs, parse_id, to_global_id
 from okrgraph.schema.okrs.types import Cycle
+from okrgraph.schema.pagination import page_args
 from okrgraph.schema.payloads import UserErrors, run_mutation
 
 strawberry.enum(
@@ -61,9 +63,19 @@ class ObjectiveGrade:
 
 @strawberry.type(description="What closing a cycle did, or in a dry run would do.")
 class CycleClosing:
-    objectives: list[ObjectiveGrade] = strawberry.field(
-        description="Every graded objective (DRAFT and CANCELLED ones are left alone)."
+    grades: strawberry.Private[list[ObjectiveGrade]]
+
+    @strawberry.field(
+        description=f"The graded objectives (DRAFT and CANCELLED ones are left alone): the "
+        f"first `first` (at most {MAX_PAGE_SIZE}); `objectivesGraded` counts them all."
     )
+    def objectives(self, first: int = DEFAULT_PAGE_SIZE) -> list[ObjectiveGrade]:
+        return self.grades[: page_args(first, None).first]
+
+    @strawberry.field(description="How many objectives were graded.")
+    def objectives_graded(self) -> int:
+        return len(self.grades)
+
     key_results_frozen: int = strawberry.field(description="Key results given a final score.")
     objectives_carried_over: int = strawberry.field(
         description="Missed objectives copied into the next cycle."
@@ -93,7 +105,7 @@ CloseCycleResult = Annotated[
 
 def _summary(done: Closing) -> CycleClosing:
     return CycleClosing(
-        objectives=[
+        grades=[
             ObjectiveGrade(
                 objective_id=to_global_id("Objective", g.objective_id),
                 title=g.title,

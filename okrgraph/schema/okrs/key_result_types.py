@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 KpiRef = Annotated["Kpi", strawberry.lazy("okrgraph.schema.kpis.types")]
 NEWEST_FIRST = Order("effective_at", descending=True)
+OLDEST_REVISION_FIRST = Order("revised_at")
 
 
 def _score_rule(kr: KeyResultRow) -> str:
@@ -199,11 +200,19 @@ class KeyResult(Node):
         )
 
     @strawberry.field(description="Earlier targets, oldest first.")
-    async def target_revisions(self, info: Info) -> list[TargetRevision]:
-        rows = await info.context.loaders.by_parent(
-            TargetRevisionRow, "key_result_id", order=Order("revised_at")
-        ).load(self.row.id)
-        return [TargetRevision.from_row(r) for r in rows]
+    async def target_revisions(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[TargetRevision]:
+        return await children_connection(
+            info,
+            TargetRevisionRow,
+            "key_result_id",
+            self.row.id,
+            first,
+            after,
+            OLDEST_REVISION_FIRST,
+            TargetRevision.from_row,
+        )
 
     @strawberry.field(description="Objectives aligned to this key result.")
     async def children(

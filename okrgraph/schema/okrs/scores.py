@@ -13,10 +13,12 @@ from okrgraph.domain.models import ScoreHistory as ScoreHistoryRow
 from okrgraph.domain.scores import reads
 from okrgraph.schema.context import Info
 from okrgraph.schema.enums import Status
+from okrgraph.schema.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from okrgraph.schema.node import NODE_KINDS, Node
 from okrgraph.schema.pagination import (
     Connection,
     children_connection,
+    page_args,
 )
 
 NEWEST_FIRST = Order("recorded_at", descending=True)
@@ -45,14 +47,21 @@ class ScoreTerm:
 class ScoreExplanation:
     value: float = strawberry.field(description="The number the terms give now.")
     rule: str = strawberry.field(description="The rule applied, in words.")
-    terms: list[ScoreTerm] = strawberry.field(description="Each weighted term.")
+    all_terms: strawberry.Private[list[ScoreTerm]]
+
+    @strawberry.field(
+        description=f"Each weighted term: the first `first` (at most {MAX_PAGE_SIZE}); "
+        "`value` counts them all."
+    )
+    def terms(self, first: int = DEFAULT_PAGE_SIZE) -> list[ScoreTerm]:
+        return self.all_terms[: page_args(first, None).first]
 
     @classmethod
     def of(cls, e: scoring.Explanation) -> ScoreExplanation:
         return cls(
             value=e.value,
             rule=e.rule,
-            terms=[
+            all_terms=[
                 ScoreTerm(weight=t.weight, value=t.value, source=t.source, ref=t.ref)
                 for t in e.terms
             ],

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import strawberry
 
@@ -31,10 +32,12 @@ from okrgraph.schema.enums import (
     Status,
 )
 from okrgraph.schema.errors import ClientError
+from okrgraph.schema.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from okrgraph.schema.node import Node, expect_id, node_kind, to_global_id
 from okrgraph.schema.okrs import scores
 from okrgraph.schema.organizations.types import Person, Team
 from okrgraph.schema.pagination import (
+    BadCursor,
     Connection,
     build_connection,
     children_connection,
@@ -133,15 +136,37 @@ async def objectives_of(
     return build_connection(rows, page, BY_CREATED, Objective.from_row)
 
 
-async def _related(info: Info, objective_id: uuid.UUID, direction: str) -> list[Objective]:
+@dataclass(frozen=True)
+class _Related:
+    """An objective found by walking the alignments, with its distance (the cursor)."""
+
+    id: uuid.UUID
+    depth: int
+    row: ObjectiveRow
+
+
+BY_DISTANCE = Order("depth")
+
+
+async def _related(
+    info: Info,
+    objective_id: uuid.UUID,
+    direction: Literal["up", "down"],
+    first: int | None,
+    after: str | None,
+) -> Connection[Objective]:
+    page = page_args(first, after)
+    if page.after is not None and type(page.after[0]) is not int:
+        raise BadCursor()
     loader = info.context.loaders.batch(
-        ("related", direction),
-        lambda session, ids: related_objectives(session, ids, direction),  # type: ignore[arg-type]
+        ("related", direction, page),
+        lambda session, ids: related_objectives(session, ids, direction, page),
         default=[],
     )
     pairs = await loader.load(objective_id)
     rows = await info.context.loaders.by_id(ObjectiveRow).load_many([id for id, _ in pairs])
-    return [Objective.from_row(r) for r in rows if r is not None]
+    found = [_Related(id, depth, row) for (id, depth), row in zip(pairs, rows, strict=True) if row]
+    return build_connection(found, page, BY_DISTANCE, lambda r: Objective.from_row(r.row))
 
 
 @strawberry.type(description="A quality check an objective fails.")
@@ -276,19 +301,31 @@ class Objective(Node):
     ) -> Connection[Alignment]:
         return await _alignments(info, "parent_objective_id", self.row.id, first, after)
 
-    @strawberry.field(description="Every objective above, nearest first (through KRs too).")
-    async def ancestors(self, info: Info) -> list[Objective]:
-        return await _related(info, self.row.id, "up")
+    @strawberry.field(
+        description="Every objective above, nearest first (through KRs too), a page at a time."
+    )
+    async def ancestors(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Objective]:
+        return await _related(info, self.row.id, "up", first, after)
 
-    @strawberry.field(description="Every objective below, nearest first (through KRs too).")
-    async def descendants(self, info: Info) -> list[Objective]:
-        return await _related(info, self.row.id, "down")
+    @strawberry.field(
+        description="Every objective below, nearest first (through KRs too), a page at a time."
+    )
+    async def descendants(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Objective]:
+        return await _related(info, self.row.id, "down", first, after)
 
-    @strawberry.field(description="KPIs that keep this objective on course.")
-    async def kpis(self, info: Info) -> list[KpiRef]:
+    @strawberry.field(
+        description=f"KPIs that keep this objective on course: the first `first` "
+        f"(at most {MAX_PAGE_SIZE}), in the order they were linked."
+    )
+    async def kpis(self, info: Info, first: int = DEFAULT_PAGE_SIZE) -> list[KpiRef]:
         from okrgraph.schema.kpis.types import kpis_linked
 
-        return await kpis_linked(info, "objective_id", self.row.id)
+        size = page_args(first, None).first
+        return (await kpis_linked(info, "objective_id", self.row.id))[:size]
 
     @strawberry.field(description="The reflection written at cycle close.")
     async def reflection(self, info: Info) -> Reflection | None:

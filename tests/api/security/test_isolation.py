@@ -145,12 +145,12 @@ async def test_nested_cycle_arguments_of_another_organisation_find_nothing(
 TREE = """
 fragment O on Objective {
   id cycle { id } ownerTeam { id } ownerPerson { id } carriedOverFrom { id } reflection { id }
-  kpis { id ownerTeam { id } } ancestors { id } descendants { id }
+  kpis { id ownerTeam { id } } ancestors { nodes { id } } descendants { nodes { id } }
   parents(first: 5) { nodes { id child { id } parentObjective { id } parentKeyResult { id } } }
   children(first: 5) { nodes { id child { id } } }
   explanation { terms { subject { id } } }
   keyResults(first: 5) { nodes {
-    id owner { id } objective { id } kpi { id } targetRevisions { id }
+    id owner { id } objective { id } kpi { id } targetRevisions { nodes { id } }
     explanation { terms { subject { id } } }
     children(first: 5) { nodes { id child { id } } }
     checkIns(first: 5) { nodes { id author { id } supersedes { id } keyResult { id } } }
