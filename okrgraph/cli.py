@@ -186,7 +186,8 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run the jobs worker (configured by the environment). Exits non-zero when
-    PostgreSQL or Redis is unreachable."""
+    PostgreSQL or Redis is unreachable at start; a Redis lost later is retried
+    with backoff (logged) and the worker carries on when it is back."""
     from redis.exceptions import RedisError
 
     from okrgraph.domain.config import settings
@@ -197,14 +198,13 @@ def worker() -> None:
     redis_url = settings.redis_url or "redis://127.0.0.1:6379/0"
     _require(_check_redis(redis_url))
 
-    from arq.worker import run_worker
-
+    from okrgraph.worker.reconnect import run
     from okrgraph.worker.settings import WorkerSettings, redis_settings
 
-    try:
-        run_worker(WorkerSettings, redis_settings=redis_settings())  # type: ignore[arg-type]
+    try:  # a Redis lost while running is waited for (worker.reconnect), not fatal
+        run(WorkerSettings, redis_settings=redis_settings())
     except (RedisError, OSError) as exc:
-        _fail(f"worker stopped: lost Redis at {_where(redis_url)}: {exc}")
+        _fail(f"worker stopped: Redis at {_where(redis_url)}: {exc}")
 
 
 @token_app.command("create")
