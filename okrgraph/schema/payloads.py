@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okrgraph.domain import errors, idempotency
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.models import Base
+from okrgraph.schema.bounds import check_arguments
 from okrgraph.schema.context import Info
 from okrgraph.schema.node import NODE_KINDS
 from okrgraph.schema.permissions import require_principal
@@ -161,6 +162,10 @@ async def run_mutation(
     """Run `action` (authorise + one domain service) and map its result."""
     principal = require_principal(info)
     ctx = info.context
+    try:
+        check_arguments(payload)  # every field within its documented bound (schema/bounds.py)
+    except errors.ValidationFailed as exc:
+        return user_error(exc)
     bad = _unstorable_text(payload, "input") or _unstorable_text(idempotency_key, "idempotencyKey")
     if bad is not None:
         return user_error(

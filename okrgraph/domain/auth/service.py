@@ -23,7 +23,7 @@ from okrgraph.domain.auth.tokens import SCOPES, Principal, create_token
 from okrgraph.domain.errors import Forbidden, NotFound, ValidationFailed
 from okrgraph.domain.models import ApiToken, Person
 from okrgraph.domain.models.enums import OrgRole
-from okrgraph.domain.validation import text_field
+from okrgraph.domain.validation import instant, text_field
 
 ROLE_SCOPES: dict[OrgRole, frozenset[str]] = {
     OrgRole.VIEWER: frozenset({"read"}),
@@ -82,8 +82,7 @@ async def create_api_token(
     if integration_name is not None:
         integration_name = text_field(integration_name, "input.integrationName", max_length=200)
     if expires_at is not None:
-        if expires_at.tzinfo is None:
-            raise ValidationFailed("input.expiresAt", "Give a time zone.")
+        instant(expires_at, "input.expiresAt")
         if expires_at <= now:
             raise ValidationFailed("input.expiresAt", "Must lie in the future.")
     if person_id is None and integration_name is None:

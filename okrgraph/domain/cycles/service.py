@@ -18,7 +18,7 @@ from okrgraph.domain.errors import Conflict, ValidationFailed
 from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import Cycle
 from okrgraph.domain.models.enums import Cadence, CycleState
-from okrgraph.domain.validation import text_field
+from okrgraph.domain.validation import day, text_field
 
 # States move forward only; CLOSED is reached by closing (closing.py), never directly.
 NEXT_STATES = {
@@ -36,6 +36,8 @@ async def get_cycle(session: AsyncSession, cycle_id: uuid.UUID) -> Cycle:
 async def _check_dates(
     session: AsyncSession, starts_on: date, ends_on: date, parent_cycle_id: uuid.UUID | None
 ) -> None:
+    day(starts_on, "input.startsOn")
+    day(ends_on, "input.endsOn")
     if ends_on <= starts_on:
         raise ValidationFailed("input.endsOn", "A cycle ends after it starts.")
     if parent_cycle_id is not None:

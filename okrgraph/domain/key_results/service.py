@@ -7,7 +7,6 @@ and the outbox event that asks for the roll-up. It flushes, never commits.
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +26,7 @@ from okrgraph.domain.models.enums import (
 from okrgraph.domain.outbox.service import CHECKIN_CREATED, emit, recalc_payload
 from okrgraph.domain.scores.queries import org_timezone
 from okrgraph.domain.scores.sql import SAME_SCORE
+from okrgraph.domain.validation import LONG_TEXT, instant, number, text_field
 
 # How far a check-in's effective time may lie ahead of the server's clock.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -66,13 +66,12 @@ async def record_check_in(
     older than the current one is logged without changing the current value.
     """
     now = now or datetime.now(UTC)
-    if not math.isfinite(value):
-        raise ValidationFailed("input.value", "value must be a finite number")
+    number(value, "input.value")
     if confidence is not None and not 0 <= confidence <= 10:
         raise ValidationFailed("input.confidence", "confidence must be between 0 and 10")
+    comment = text_field(comment, "input.comment", max_length=LONG_TEXT, required=False)
     if effective_at is not None:
-        if effective_at.tzinfo is None:
-            raise ValidationFailed("input.effectiveAt", "effectiveAt needs a time zone")
+        instant(effective_at, "input.effectiveAt")
         if effective_at > now + CLOCK_SKEW:
             raise ValidationFailed("input.effectiveAt", "effectiveAt lies in the future")
 

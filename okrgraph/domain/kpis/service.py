@@ -3,7 +3,6 @@ and moving the latest value into the key results that follow a KPI."""
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from okrgraph.domain.errors import Conflict, NotFound, ValidationFailed
 from okrgraph.domain.models import AuditEntry, Kpi
 from okrgraph.domain.models.enums import Direction, Health
 from okrgraph.domain.outbox.service import KPI_MEASURED, emit, recalc_payload
+from okrgraph.domain.validation import KEY, SHORT_TEXT, instant, number
 
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_BATCH = 10_000
@@ -49,17 +49,17 @@ async def record_kpi_measurements(
     if len(items) > MAX_BATCH:
         raise ValidationFailed("input.items", f"at most {MAX_BATCH} measurements per call")
     for i, item in enumerate(items):
-        if not math.isfinite(item.value):
-            raise ValidationFailed(f"input.items.{i}.value", "value must be a finite number")
-        if item.measured_at.tzinfo is None:
-            raise ValidationFailed(f"input.items.{i}.measuredAt", "measuredAt needs a time zone")
+        number(item.value, f"input.items.{i}.value")
+        instant(item.measured_at, f"input.items.{i}.measuredAt")
         if item.measured_at > now + CLOCK_SKEW:
             raise ValidationFailed(f"input.items.{i}.measuredAt", "measuredAt lies in the future")
-        if not item.source or len(item.source) > 100:
-            raise ValidationFailed(f"input.items.{i}.source", "source must be 1 to 100 characters")
-        if item.external_id is not None and len(item.external_id) > 200:
+        if not item.source or len(item.source) > SHORT_TEXT:
             raise ValidationFailed(
-                f"input.items.{i}.externalId", "externalId is at most 200 characters"
+                f"input.items.{i}.source", f"source must be 1 to {SHORT_TEXT} characters"
+            )
+        if item.external_id is not None and len(item.external_id) > KEY:
+            raise ValidationFailed(
+                f"input.items.{i}.externalId", f"externalId is at most {KEY} characters"
             )
     kpi = await session.scalar(
         select(Kpi).where(Kpi.org_id == org_id, Kpi.id == kpi_id).with_for_update()

@@ -26,7 +26,7 @@ from okrgraph.domain.models.enums import CycleState, Level, ObjectiveDriver, Obj
 from okrgraph.domain.objectives.queries import related_objectives
 from okrgraph.domain.organizations.service import get_person, get_team
 from okrgraph.domain.outbox.service import emit, recalc_payload
-from okrgraph.domain.validation import text_field, weight
+from okrgraph.domain.validation import LONG_TEXT, text_field, weight
 
 OBJECTIVE_CHANGED = "objective.changed"
 ALIGNMENT_CHANGED = "alignment.changed"
@@ -99,7 +99,9 @@ async def create_objective(
         id=uuid.uuid4(),
         cycle_id=cycle_id,
         title=title,
-        description=description,
+        description=text_field(
+            description, "input.description", max_length=LONG_TEXT, required=False
+        ),
         level=level,
         owner_team_id=owner_team_id,
         owner_person_id=owner_person_id,
@@ -143,7 +145,9 @@ async def update_objective(
     if title is not None:
         objective.title = changes["title"] = text_field(title, "input.title", max_length=300)
     if description is not None:
-        objective.description = changes["description"] = description
+        objective.description = changes["description"] = text_field(
+            description, "input.description", max_length=LONG_TEXT, required=False
+        )
     if owner_team_id is not None or owner_person_id is not None:
         new_team = owner_team_id or objective.owner_team_id
         new_person = owner_person_id or objective.owner_person_id

@@ -15,7 +15,7 @@ from okrgraph.domain.errors import Conflict, ValidationFailed
 from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import Membership, Person, Team
 from okrgraph.domain.models.enums import OrgRole, TeamRole
-from okrgraph.domain.validation import text_field
+from okrgraph.domain.validation import LONG_TEXT, text_field
 
 
 async def get_team(session: AsyncSession, team_id: uuid.UUID) -> Team:
@@ -60,7 +60,9 @@ async def create_team(
         org_id=principal.org_id,
         id=uuid.uuid4(),
         name=name,
-        description=description,
+        description=text_field(
+            description, "input.description", max_length=LONG_TEXT, required=False
+        ),
         parent_team_id=parent_team_id,
     )
     session.add(team)
@@ -85,7 +87,9 @@ async def update_team(
     if name is not None:
         team.name = changes["name"] = text_field(name, "input.name", max_length=200)
     if description is not None:
-        team.description = changes["description"] = description
+        team.description = changes["description"] = text_field(
+            description, "input.description", max_length=LONG_TEXT, required=False
+        )
     if parent_team_id is not None:
         await get_team(session, parent_team_id)
         if await _would_loop(session, team.id, parent_team_id):

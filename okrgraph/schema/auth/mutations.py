@@ -8,9 +8,11 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import validation
 from okrgraph.domain.auth import service
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.live import AccessRevoked
+from okrgraph.schema import bounds
 from okrgraph.schema.auth.types import ApiToken
 from okrgraph.schema.context import Info
 from okrgraph.schema.node import input_kwargs, parse_id
@@ -43,19 +45,21 @@ ApiTokenResult = Annotated[
 
 @strawberry.input(description="A new API token.")
 class CreateApiTokenInput:
-    name: str = strawberry.field(description="What it is for (200 characters).")
-    scopes: list[str] = strawberry.field(
-        description="Some of `read`, `write`, `admin`: no wider than the holder's role allows "
-        "(VIEWER: read; MEMBER: read, write; ADMIN: all) nor than the calling token."
+    name: str = bounds.text("What it is for.", validation.NAME)
+    scopes: list[str] = bounds.text(
+        "Some of `read`, `write`, `admin`: no wider than the holder's role allows "
+        "(VIEWER: read; MEMBER: read, write; ADMIN: all) nor than the calling token.",
+        validation.SHORT_TEXT,
+        each=True,
     )
     person_id: strawberry.ID | None = strawberry.field(
         default=None, description="Whose token (admins only for others; default: yours)."
     )
-    integration_name: str | None = strawberry.field(
-        default=None, description="Or the integration it is for (admins only)."
+    integration_name: str | None = bounds.text(
+        "Or the integration it is for (admins only).", validation.NAME, default=None
     )
-    expires_at: datetime | None = strawberry.field(
-        default=None, description="When it stops working (default: never)."
+    expires_at: datetime | None = bounds.moment(
+        "When it stops working (default: never).", default=None
     )
 
 

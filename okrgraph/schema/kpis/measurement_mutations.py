@@ -9,12 +9,14 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import validation
 from okrgraph.domain.access import require_write
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.errors import Forbidden, ValidationFailed
 from okrgraph.domain.kpis.catalog import get_kpi, may_manage_team_kpis
 from okrgraph.domain.kpis.service import MeasurementInput, record_kpi_measurements
 from okrgraph.domain.models import Kpi as KpiRow
+from okrgraph.schema import bounds
 from okrgraph.schema.context import Info
 from okrgraph.schema.kpis.types import Kpi
 from okrgraph.schema.node import parse_id
@@ -25,11 +27,11 @@ MAX_MEASUREMENTS = 1000
 
 @strawberry.input(description="One point of a KPI's series.")
 class MeasurementItem:
-    value: float = strawberry.field(description="The measured value.")
-    measured_at: datetime = strawberry.field(description="When it was true (with time zone).")
-    source: str = strawberry.field(default="manual", description="Where it comes from.")
-    external_id: str | None = strawberry.field(
-        default=None, description="The source's id: a point sent again is ignored."
+    value: float = bounds.number("The measured value.")
+    measured_at: datetime = bounds.moment("When it was true (with time zone).")
+    source: str = bounds.text("Where it comes from.", validation.SHORT_TEXT, default="manual")
+    external_id: str | None = bounds.text(
+        "The source's id: a point sent again is ignored.", validation.KEY, default=None
     )
 
 

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import validation
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.errors import ValidationFailed
 from okrgraph.domain.kpis import catalog
 from okrgraph.domain.models.enums import Direction, KpiCadence
+from okrgraph.schema import bounds
 from okrgraph.schema.context import Info
 from okrgraph.schema.kpis.types import Kpi
 from okrgraph.schema.node import input_kwargs, parse_id, parse_optional_id
@@ -30,22 +32,20 @@ KpiResult = Annotated[
 
 @strawberry.input(description="A new KPI.")
 class CreateKpiInput:
-    name: str = strawberry.field(description="Unique in the organisation (200 characters).")
+    name: str = bounds.text("Unique in the organisation.", validation.NAME)
     direction: Direction = strawberry.field(description="Which way is better.")
-    description: str = strawberry.field(default="", description="Why it matters.")
+    description: str = bounds.text("Why it matters.", validation.LONG_TEXT, default="")
     owner_team_id: strawberry.ID | None = strawberry.field(
         default=None,
         description="The team that owns it; its leads manage it. Only admins may leave it out.",
     )
-    unit: str = strawberry.field(default="", description="Unit of its values (32 characters).")
-    target: float | None = strawberry.field(default=None, description="The aim.")
-    warning_threshold: float | None = strawberry.field(
-        default=None, description="Past it: WARNING."
-    )
-    critical_threshold: float | None = strawberry.field(
-        default=None,
-        description="Past it: CRITICAL. Higher is better: at most the warning threshold; "
+    unit: str = bounds.text("Unit of its values.", validation.UNIT, default="")
+    target: float | None = bounds.number("The aim.", default=None)
+    warning_threshold: float | None = bounds.number("Past it: WARNING.", default=None)
+    critical_threshold: float | None = bounds.number(
+        "Past it: CRITICAL. Higher is better: at most the warning threshold; "
         "lower is better: at least it.",
+        default=None,
     )
     cadence: KpiCadence = strawberry.field(
         default=KpiCadence.WEEKLY, description="How often it is measured."
@@ -55,20 +55,16 @@ class CreateKpiInput:
 @strawberry.input(description="Changes to a KPI; omitted fields stay.")
 class UpdateKpiInput:
     id: strawberry.ID = strawberry.field(description="The KPI.")
-    name: str | None = strawberry.field(default=None, description="New name.")
-    description: str | None = strawberry.field(default=None, description="New description.")
+    name: str | None = bounds.text("New name.", validation.NAME, default=None)
+    description: str | None = bounds.text("New description.", validation.LONG_TEXT, default=None)
     owner_team_id: strawberry.ID | None = strawberry.field(
         default=None, description="Hand it to another team (non-admins: one they lead)."
     )
-    unit: str | None = strawberry.field(default=None, description="New unit.")
+    unit: str | None = bounds.text("New unit.", validation.UNIT, default=None)
     direction: Direction | None = strawberry.field(default=None, description="New direction.")
-    target: float | None = strawberry.field(default=None, description="New target.")
-    warning_threshold: float | None = strawberry.field(
-        default=None, description="New warning threshold."
-    )
-    critical_threshold: float | None = strawberry.field(
-        default=None, description="New critical threshold."
-    )
+    target: float | None = bounds.number("New target.", default=None)
+    warning_threshold: float | None = bounds.number("New warning threshold.", default=None)
+    critical_threshold: float | None = bounds.number("New critical threshold.", default=None)
     cadence: KpiCadence | None = strawberry.field(default=None, description="New cadence.")
     clear_target: bool = strawberry.field(default=False, description="Remove the target.")
     clear_warning_threshold: bool = strawberry.field(

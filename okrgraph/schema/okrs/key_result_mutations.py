@@ -8,11 +8,13 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import validation
 from okrgraph.domain.access import require_key_result_writer
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.key_results import definitions
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.objectives.service import get_objective
+from okrgraph.schema import bounds
 from okrgraph.schema.context import Info
 from okrgraph.schema.enums import (
     InitiativeStatus,
@@ -57,14 +59,12 @@ InitiativeResult = Annotated[
 @strawberry.input(description="A new key result of an objective.")
 class CreateKeyResultInput:
     objective_id: strawberry.ID = strawberry.field(description="The objective it measures.")
-    title: str = strawberry.field(description="The outcome, in a sentence.")
+    title: str = bounds.text("The outcome, in a sentence.", validation.TITLE)
     kind: KeyResultKind = strawberry.field(description="How it is scored.")
-    start: float = strawberry.field(default=0.0, description="Baseline (INCREASE/DECREASE).")
-    target: float | None = strawberry.field(
-        default=None, description="Target; required except for MILESTONE."
-    )
-    unit: str = strawberry.field(default="", description="Unit of the values.")
-    weight: float = strawberry.field(default=1.0, description="Weight in the objective.")
+    start: float = bounds.number("Baseline (INCREASE/DECREASE).", default=0.0)
+    target: float | None = bounds.number("Target; required except for MILESTONE.", default=None)
+    unit: str = bounds.text("Unit of the values.", validation.UNIT, default="")
+    weight: float = bounds.weight("Weight in the objective.", default=1.0)
     owner_person_id: strawberry.ID | None = strawberry.field(
         default=None, description="Accountable person (default: the caller)."
     )
@@ -77,13 +77,13 @@ class CreateKeyResultInput:
 @strawberry.input(description="Changes to a key result; omitted fields stay.")
 class UpdateKeyResultInput:
     id: strawberry.ID = strawberry.field(description="The key result.")
-    title: str | None = strawberry.field(default=None, description="New title.")
-    target: float | None = strawberry.field(
-        default=None, description="New target; the old one is kept as a revision."
+    title: str | None = bounds.text("New title.", validation.TITLE, default=None)
+    target: float | None = bounds.number(
+        "New target; the old one is kept as a revision.", default=None
     )
-    target_reason: str = strawberry.field(default="", description="Why the target changed.")
-    unit: str | None = strawberry.field(default=None, description="New unit.")
-    weight: float | None = strawberry.field(default=None, description="New weight.")
+    target_reason: str = bounds.text("Why the target changed.", 2000, default="")
+    unit: str | None = bounds.text("New unit.", validation.UNIT, default=None)
+    weight: float | None = bounds.weight("New weight.", default=None)
     owner_person_id: strawberry.ID | None = strawberry.field(default=None, description="New owner.")
     stretch: bool | None = strawberry.field(default=None, description="Stretch or not.")
     progress_driver: KeyResultDriver | None = strawberry.field(
@@ -97,13 +97,13 @@ class UpdateKeyResultInput:
 @strawberry.input(description="A value for a key result.")
 class CheckInInput:
     key_result_id: strawberry.ID = strawberry.field(description="The key result.")
-    value: float = strawberry.field(description="The value now (1 = done for a milestone).")
+    value: float = bounds.number("The value now (1 = done for a milestone).")
     confidence: int | None = strawberry.field(
         default=None, description="Confidence of reaching the target, 0..10."
     )
-    comment: str = strawberry.field(default="", description="What happened.")
-    effective_at: datetime | None = strawberry.field(
-        default=None, description="When the value was true (default now; may be backdated)."
+    comment: str = bounds.text("What happened.", validation.LONG_TEXT, default="")
+    effective_at: datetime | None = bounds.moment(
+        "When the value was true (default now; may be backdated).", default=None
     )
     supersedes_id: strawberry.ID | None = strawberry.field(
         default=None, description="The check-in this one corrects."
@@ -113,22 +113,22 @@ class CheckInInput:
 @strawberry.input(description="Work planned to move a key result.")
 class CreateInitiativeInput:
     key_result_id: strawberry.ID = strawberry.field(description="The key result.")
-    title: str = strawberry.field(description="What will be done.")
+    title: str = bounds.text("What will be done.", validation.TITLE)
     owner_person_id: strawberry.ID | None = strawberry.field(
         default=None, description="Who leads it (default: the caller)."
     )
     status: InitiativeStatus = strawberry.field(
         default=InitiativeStatus.PLANNED, description="Where the work stands."
     )
-    link: str | None = strawberry.field(default=None, description="Where it is tracked (URL).")
+    link: str | None = bounds.text("Where it is tracked (URL).", validation.URL, default=None)
 
 
 @strawberry.input(description="Changes to an initiative; omitted fields stay.")
 class UpdateInitiativeInput:
     id: strawberry.ID = strawberry.field(description="The initiative.")
-    title: str | None = strawberry.field(default=None, description="New title.")
+    title: str | None = bounds.text("New title.", validation.TITLE, default=None)
     status: InitiativeStatus | None = strawberry.field(default=None, description="New status.")
-    link: str | None = strawberry.field(default=None, description="New link.")
+    link: str | None = bounds.text("New link.", validation.URL, default=None)
 
 
 def _key_result(row: Any) -> KeyResultSuccess:

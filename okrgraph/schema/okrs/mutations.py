@@ -8,10 +8,12 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import validation
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.cycles import service as cycles
 from okrgraph.domain.objectives import reflections
 from okrgraph.domain.objectives import service as objectives
+from okrgraph.schema import bounds
 from okrgraph.schema.context import Info
 from okrgraph.schema.enums import (
     Cadence,
@@ -67,10 +69,10 @@ ReflectionResult = Annotated[
 
 @strawberry.input(description="A new cycle.")
 class CreateCycleInput:
-    name: str = strawberry.field(description="Unique, e.g. `2027-Q1`.")
+    name: str = bounds.text("Unique, e.g. `2027-Q1`.", 100)
     cadence: Cadence = strawberry.field(description="QUARTER, YEAR or CUSTOM.")
-    starts_on: date = strawberry.field(description="First day.")
-    ends_on: date = strawberry.field(description="Last day (inclusive).")
+    starts_on: date = bounds.day("First day.")
+    ends_on: date = bounds.day("Last day (inclusive).")
     parent_cycle_id: strawberry.ID | None = strawberry.field(
         default=None, description="The cycle containing it (a quarter's year)."
     )
@@ -82,9 +84,9 @@ class CreateCycleInput:
 @strawberry.input(description="Changes to a cycle; omitted fields stay.")
 class UpdateCycleInput:
     id: strawberry.ID = strawberry.field(description="The cycle.")
-    name: str | None = strawberry.field(default=None, description="New name.")
-    starts_on: date | None = strawberry.field(default=None, description="New first day.")
-    ends_on: date | None = strawberry.field(default=None, description="New last day.")
+    name: str | None = bounds.text("New name.", 100, default=None)
+    starts_on: date | None = bounds.day("New first day.", default=None)
+    ends_on: date | None = bounds.day("New last day.", default=None)
     state: CycleState | None = strawberry.field(
         default=None, description="Next state (forward only; closing is closeCycle's)."
     )
@@ -93,9 +95,9 @@ class UpdateCycleInput:
 @strawberry.input(description="A new objective.")
 class CreateObjectiveInput:
     cycle_id: strawberry.ID = strawberry.field(description="The cycle it belongs to.")
-    title: str = strawberry.field(description="The goal, in a sentence.")
+    title: str = bounds.text("The goal, in a sentence.", validation.TITLE)
     level: Level = strawberry.field(description="COMPANY, TEAM or INDIVIDUAL.")
-    description: str = strawberry.field(default="", description="Why it matters.")
+    description: str = bounds.text("Why it matters.", validation.LONG_TEXT, default="")
     owner_team_id: strawberry.ID | None = strawberry.field(
         default=None, description="Owning team (required for TEAM)."
     )
@@ -113,8 +115,8 @@ class CreateObjectiveInput:
 @strawberry.input(description="Changes to an objective; omitted fields stay.")
 class UpdateObjectiveInput:
     id: strawberry.ID = strawberry.field(description="The objective.")
-    title: str | None = strawberry.field(default=None, description="New title.")
-    description: str | None = strawberry.field(default=None, description="New description.")
+    title: str | None = bounds.text("New title.", validation.TITLE, default=None)
+    description: str | None = bounds.text("New description.", validation.LONG_TEXT, default=None)
     state: ObjectiveState | None = strawberry.field(
         default=None, description="New state (CANCELLED leaves it out of every score)."
     )
@@ -128,8 +130,8 @@ class UpdateObjectiveInput:
 @strawberry.input(description="What an objective's owners learnt, at grading or after close.")
 class WriteReflectionInput:
     objective_id: strawberry.ID = strawberry.field(description="The objective.")
-    what_worked: str = strawberry.field(default="", description="What worked.")
-    what_did_not: str = strawberry.field(default="", description="What did not.")
+    what_worked: str = bounds.text("What worked.", 10_000, default="")
+    what_did_not: str = bounds.text("What did not.", 10_000, default="")
     outcome: Outcome | None = strawberry.field(
         default=None, description="Default: ACHIEVED at a final score of 0.7 or more, else MISSED."
     )
@@ -144,7 +146,7 @@ class AlignObjectiveInput:
     parent_key_result_id: strawberry.ID | None = strawberry.field(
         default=None, description="The parent key result (or give parentObjectiveId)."
     )
-    weight: float = strawberry.field(default=1.0, description="Weight in the parent's progress.")
+    weight: float = bounds.weight("Weight in the parent's progress.", default=1.0)
     contributes: bool = strawberry.field(
         default=True, description="Counts in the parent's progress; false: shown only."
     )
@@ -153,7 +155,7 @@ class AlignObjectiveInput:
 @strawberry.input(description="Changes to an alignment edge.")
 class UpdateAlignmentInput:
     id: strawberry.ID = strawberry.field(description="The alignment.")
-    weight: float | None = strawberry.field(default=None, description="New weight.")
+    weight: float | None = bounds.weight("New weight.", default=None)
     contributes: bool | None = strawberry.field(default=None, description="Counts or not.")
 
 

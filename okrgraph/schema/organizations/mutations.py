@@ -7,9 +7,11 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import validation
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.live import AccessRevoked
 from okrgraph.domain.organizations import service
+from okrgraph.schema import bounds
 from okrgraph.schema.context import Info
 from okrgraph.schema.enums import OrgRole, TeamRole
 from okrgraph.schema.node import input_kwargs, parse_id, parse_optional_id
@@ -57,8 +59,8 @@ RemovedResult = Annotated[
 
 @strawberry.input(description="A new team.")
 class CreateTeamInput:
-    name: str = strawberry.field(description="Unique in the organisation.")
-    description: str = strawberry.field(default="", description="What the team does.")
+    name: str = bounds.text("Unique in the organisation.", validation.NAME)
+    description: str = bounds.text("What the team does.", validation.LONG_TEXT, default="")
     parent_team_id: strawberry.ID | None = strawberry.field(
         default=None, description="The team it belongs to."
     )
@@ -67,8 +69,8 @@ class CreateTeamInput:
 @strawberry.input(description="Changes to a team; omitted fields stay.")
 class UpdateTeamInput:
     id: strawberry.ID = strawberry.field(description="The team.")
-    name: str | None = strawberry.field(default=None, description="New name.")
-    description: str | None = strawberry.field(default=None, description="New description.")
+    name: str | None = bounds.text("New name.", validation.NAME, default=None)
+    description: str | None = bounds.text("New description.", validation.LONG_TEXT, default=None)
     parent_team_id: strawberry.ID | None = strawberry.field(
         default=None, description="Move under this team."
     )
@@ -77,15 +79,15 @@ class UpdateTeamInput:
 
 @strawberry.input(description="A new member of the organisation.")
 class CreatePersonInput:
-    name: str = strawberry.field(description="Full name.")
-    email: str = strawberry.field(description="Unique in the organisation.")
+    name: str = bounds.text("Full name.", validation.NAME)
+    email: str = bounds.text("Unique in the organisation.", 320)
     org_role: OrgRole = strawberry.field(default=OrgRole.MEMBER, description="Their role.")
 
 
 @strawberry.input(description="Changes to a person; omitted fields stay.")
 class UpdatePersonInput:
     id: strawberry.ID = strawberry.field(description="The person.")
-    name: str | None = strawberry.field(default=None, description="New name.")
+    name: str | None = bounds.text("New name.", validation.NAME, default=None)
     org_role: OrgRole | None = strawberry.field(default=None, description="New role.")
 
 

@@ -7,8 +7,10 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import validation
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.webhooks import catalog
+from okrgraph.schema import bounds
 from okrgraph.schema.context import Info
 from okrgraph.schema.node import input_kwargs, parse_id
 from okrgraph.schema.payloads import UserErrors, run_mutation
@@ -43,21 +45,23 @@ WebhookEndpointResult = Annotated[
 
 @strawberry.input(description="A new webhook endpoint.")
 class CreateWebhookEndpointInput:
-    url: str = strawberry.field(description="An http:// or https:// URL (2,000 characters).")
-    description: str = strawberry.field(default="", description="What it is for.")
-    event_types: list[str] = strawberry.field(
+    url: str = bounds.text("An http:// or https:// URL.", validation.URL)
+    description: str = bounds.text("What it is for.", 2000, default="")
+    event_types: list[str] = bounds.text(
+        "Event types to receive (`kpi.measured`, `kpi.*`, `*`); empty: all.",
+        64,
+        each=True,
         default_factory=list,
-        description="Event types to receive (`kpi.measured`, `kpi.*`, `*`); empty: all.",
     )
 
 
 @strawberry.input(description="Changes to a webhook endpoint; omitted fields stay.")
 class UpdateWebhookEndpointInput:
     id: strawberry.ID = strawberry.field(description="The endpoint.")
-    url: str | None = strawberry.field(default=None, description="New URL.")
-    description: str | None = strawberry.field(default=None, description="New description.")
-    event_types: list[str] | None = strawberry.field(
-        default=None, description="New event types (empty: all)."
+    url: str | None = bounds.text("New URL.", validation.URL, default=None)
+    description: str | None = bounds.text("New description.", 2000, default=None)
+    event_types: list[str] | None = bounds.text(
+        "New event types (empty: all).", 64, each=True, default=None
     )
     enabled: bool | None = strawberry.field(
         default=None,
