@@ -8,8 +8,11 @@ GraphQL-over-HTTP rules (https://graphql.github.io/graphql-over-http/draft/).
   error (parse, validation, limits, variables), 401 for UNAUTHENTICATED,
   500 for INTERNAL. `application/json` (also for `*/*` or no Accept header)
   keeps 200 for every well-formed request, as the spec's legacy rules say.
-- Requests that are not GraphQL-over-HTTP at all (bad JSON, no query, a body
-  over `MAX_REQUEST_BYTES`, a bad token) get a 4xx with a GraphQL-shaped body:
+- Requests that are not GraphQL-over-HTTP at all (bad JSON, a body that is not
+  a JSON object with the spec's members — `query` a string, `variables` and
+  `extensions` objects or null, `operationName` a string or null — no query,
+  JSON nested deeper than `MAX_JSON_DEPTH`, a body over `MAX_REQUEST_BYTES`, a
+  bad token) get a 4xx with a GraphQL-shaped body:
   `{"errors": [{"message": ..., "extensions": {"code": ...}}]}`.
 - A browser asking for text/html gets GraphiQL.
 """
@@ -20,14 +23,15 @@ import json
 import logging
 from typing import Any
 
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
+from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.base import BaseSchema
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -55,6 +59,9 @@ HTTP_CODES = {
     500: "INTERNAL",
 }
 STATUS_BY_CODE = {"UNAUTHENTICATED": 401, "INTERNAL": 500}
+# Objects and arrays nested in a request's JSON (the body, or GET's `variables`
+# and `extensions`); the deepest input of the schema needs 5 (docs/limits.md).
+MAX_JSON_DEPTH = 32
 HEADERS_BY_STATUS = {
     401: {"WWW-Authenticate": 'Bearer realm="okrgraph"'},
     405: {"Allow": "POST"},
@@ -106,8 +113,55 @@ async def read_body(request: Request) -> None:
     request._body = bytes(body)  # what Request.body() returns from now on
 
 
+def json_depth(value: Any) -> int:
+    """How deep objects and arrays nest in decoded JSON (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def valid_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, from a `\\ud800` escape in the JSON
+        return False
+    return True
+
+
+def request_data(data: Any, protocol: Any) -> GraphQLRequestData:
+    """The operation of a request body (or of GET's parameters), or a 400 naming what
+    is wrong: not an object, a member of the wrong type."""
+    if not isinstance(data, dict):
+        raise HTTPException(400, "The request must be a JSON object (batching is off).")
+    expected = {
+        "query": (str, "a string"),
+        "variables": (dict, "an object or null"),
+        "operationName": (str, "a string or null"),
+        "extensions": (dict, "an object or null"),
+    }
+    for member, (kind, described) in expected.items():
+        value = data.get(member)
+        if value is not None and not isinstance(value, kind):
+            raise HTTPException(400, f"`{member}` must be {described}.")
+        if isinstance(value, str) and not valid_unicode(value):
+            raise HTTPException(400, f"`{member}` holds a lone surrogate (not Unicode).")
+    return GraphQLRequestData(
+        query=data.get("query"),
+        variables=data.get("variables"),
+        operation_name=data.get("operationName"),
+        extensions=data.get("extensions"),
+        protocol=protocol,
+    )
+
+
 class OkrGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = OkrTransportWSHandler
+
     def __init__(self, cfg: Settings, schema: BaseSchema = okr_schema) -> None:
         # Only graphql-transport-ws: the legacy graphql-ws protocol would bypass the
         # per-operation authorisation of OkrTransportWSHandler.
@@ -140,6 +194,31 @@ class OkrGraphQL(GraphQL[Context, None]):
             log.exception("unhandled error in /graphql")
             response = json_response(error_body(INTERNAL_MESSAGE, "INTERNAL"), 500, media_type)
         await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON at most MAX_JSON_DEPTH deep; deeper (or not JSON at all) is a 400,
+        before anything recurses over it."""
+        try:
+            value = json.loads(data)
+        except (ValueError, RecursionError) as exc:  # RecursionError: thousands deep
+            raise HTTPException(400, "Unable to parse request body as JSON") from exc
+        if json_depth(value) > MAX_JSON_DEPTH:
+            raise HTTPException(400, f"The JSON nests deeper than {MAX_JSON_DEPTH} levels.")
+        return value
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
+        """Strawberry's parsing, minus batching and uploads (both off), with every
+        member of the body checked (`request_data`)."""
+        content_type, _ = parse_content_type(request.content_type or "")
+        transport = self._get_stream_transport_from_headers(request.headers)
+        protocol = transport.protocol if transport else "http"
+        if request.method == "GET":
+            data: Any = self.parse_query_params(request.query_params)
+        elif "application/json" in content_type:
+            data = self.parse_json(await request.get_body())
+        else:
+            raise HTTPException(400, "Unsupported content type")
+        return request_data(data, protocol)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
