@@ -30,6 +30,12 @@ class OutboxEvent(TenantMixin, Base):
             "created_at",
             postgresql_where=text("processed_at IS NULL AND payload ? 'recalc'"),
         ),
+        Index(
+            "ix_outbox_events_failed",
+            "org_id",
+            "failed_at",
+            postgresql_where=text("failed_at IS NOT NULL"),
+        ),
     )
 
     type: Mapped[str] = mapped_column(String(64))
@@ -38,6 +44,10 @@ class OutboxEvent(TenantMixin, Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     processed_at: Mapped[datetime | None]
+    # Set by the score pipeline on a recalculation event it could not process
+    # (scores.service.process_pending_events): when, and why in one line.
+    failed_at: Mapped[datetime | None]
+    failure: Mapped[str | None] = mapped_column(String(500))
 
 
 class AuditEntry(TenantMixin, Base):

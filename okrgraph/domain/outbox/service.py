@@ -83,6 +83,15 @@ class Claimed:
     objective_ids: set[uuid.UUID] = field(default_factory=set)
     kpi_ids: set[uuid.UUID] = field(default_factory=set)
     through: datetime | None = None  # created_at of the newest claimed event
+    events: list[Claimed] = field(default_factory=list)  # each event on its own
+
+    def add(self, other: Claimed) -> None:
+        self.event_ids.extend(other.event_ids)
+        self.key_result_ids |= other.key_result_ids
+        self.objective_ids |= other.objective_ids
+        self.kpi_ids |= other.kpi_ids
+        if other.through is not None:
+            self.through = max(other.through, self.through or other.through)
 
 
 async def claim_recalc_events(session: AsyncSession, org_id: uuid.UUID, limit: int) -> Claimed:
@@ -101,12 +110,16 @@ async def claim_recalc_events(session: AsyncSession, org_id: uuid.UUID, limit: i
     )
     claimed = Claimed()
     for event_id, recalc, created_at in rows:
-        claimed.event_ids.append(event_id)
-        claimed.through = max(created_at, claimed.through or created_at)
         recalc = recalc if isinstance(recalc, dict) else {}
-        claimed.key_result_ids.update(_ids(recalc.get("key_results")))
-        claimed.objective_ids.update(_ids(recalc.get("objectives")))
-        claimed.kpi_ids.update(_ids(recalc.get("kpis")))
+        one = Claimed(
+            event_ids=[event_id],
+            key_result_ids=set(_ids(recalc.get("key_results"))),
+            objective_ids=set(_ids(recalc.get("objectives"))),
+            kpi_ids=set(_ids(recalc.get("kpis"))),
+            through=created_at,
+        )
+        claimed.add(one)
+        claimed.events.append(one)
     return claimed
 
 
@@ -136,6 +149,21 @@ async def mark_processed(
             """
         ),
         {"org": org_id, "ids": list(event_ids), "now": now},
+    )
+
+
+async def mark_failed(
+    session: AsyncSession, org_id: uuid.UUID, event_id: uuid.UUID, now: datetime, failure: str
+) -> None:
+    """Set a recalculation event aside: processed, with when and why it failed."""
+    await session.execute(
+        text(
+            """
+            UPDATE outbox_events SET processed_at = :now, failed_at = :now, failure = :failure
+            WHERE org_id = CAST(:org AS uuid) AND id = CAST(:id AS uuid)
+            """
+        ),
+        {"org": org_id, "id": event_id, "now": now, "failure": failure[:500]},
     )
 
 

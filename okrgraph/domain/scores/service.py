@@ -13,6 +13,7 @@ Callers run inside one tenant-scoped transaction; nothing here commits.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -20,17 +21,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.kpis.service import refresh_kpis, sync_kpi_key_results
 from okrgraph.domain.outbox.service import (
     SCORE_CHANGED,
+    Claimed,
     claim_recalc_events,
     consume_all_pending,
+    mark_failed,
     mark_processed,
 )
 from okrgraph.domain.scores import sql
 from okrgraph.domain.scores.queries import CyclePace, all_levels, cycle_pace, levels_above
+
+log = logging.getLogger(__name__)
 
 EVENT_BATCH = 5_000
 FULL_PASS_TIMEOUT_S = 280  # under the worker's job_timeout (300 s)
@@ -323,6 +329,46 @@ async def process_pending_events(
     if not claimed.event_ids:
         return RecalcResult()
     pace = await cycle_pace(session, org_id, now)
+    result = await _isolating(session, org_id, claimed.events, now, pace)
+    result.events = len(claimed.event_ids)
+    result.through = claimed.through
+    return result
+
+
+async def _isolating(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    events: list[Claimed],
+    now: datetime,
+    pace: CyclePace,
+) -> RecalcResult:
+    """`_process` the events together in a savepoint; should a row make that fail,
+    the two halves apart, down to the single events that fail, which are set aside
+    (DESIGN.md section 4: one row that cannot be computed never stops the rest)."""
+    batch = Claimed()
+    for one in events:
+        batch.add(one)
+    try:
+        async with session.begin_nested():
+            return await _process(session, org_id, batch, now, pace)
+    except DBAPIError as exc:
+        if not _is_data_error(exc):
+            raise
+        if len(events) == 1:
+            await _set_aside(session, org_id, events[0], now, exc)
+            return RecalcResult()
+    middle = len(events) // 2
+    result = await _isolating(session, org_id, events[:middle], now, pace)
+    rest = await _isolating(session, org_id, events[middle:], now, pace)
+    result.changes.extend(rest.changes)
+    result.nodes += rest.nodes
+    return result
+
+
+async def _process(
+    session: AsyncSession, org_id: uuid.UUID, claimed: Claimed, now: datetime, pace: CyclePace
+) -> RecalcResult:
+    """Refresh what the events name, roll it up, mark the events processed."""
     krs = set(claimed.key_result_ids)
     if krs:
         await refresh_key_result_values(session, org_id, krs, pace)
@@ -333,9 +379,29 @@ async def process_pending_events(
         session, org_id, key_result_ids=krs, objective_ids=claimed.objective_ids, now=now, pace=pace
     )
     await mark_processed(session, org_id, claimed.event_ids, now)
-    result.events = len(claimed.event_ids)
-    result.through = claimed.through
     return result
+
+
+def _is_data_error(exc: DBAPIError) -> bool:
+    """An error of the rows (a value out of range, a broken rule), not of the connection:
+    retrying the events one by one can tell which subject causes it."""
+    return not exc.connection_invalidated and not isinstance(exc, OperationalError | InterfaceError)
+
+
+async def _set_aside(
+    session: AsyncSession, org_id: uuid.UUID, claimed: Claimed, now: datetime, exc: DBAPIError
+) -> None:
+    """Mark a failing event processed with its failure; one concise log line, no SQL."""
+    subjects = sorted(
+        [f"key result {i}" for i in claimed.key_result_ids]
+        + [f"objective {i}" for i in claimed.objective_ids]
+        + [f"KPI {i}" for i in claimed.kpi_ids]
+    )
+    cause = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+    failure = f"{', '.join(subjects) or 'nothing'}: {cause}"
+    for event_id in claimed.event_ids:
+        await mark_failed(session, org_id, event_id, now, failure)
+    log.error("roll-up of org %s set aside event %s (%s)", org_id, claimed.event_ids[0], failure)
 
 
 async def _roll_up(
