@@ -1,5 +1,7 @@
 """`okr dev`: embedded servers, migrations, the demo organisation, then the API
 and the worker as child processes, all stopped in order on Ctrl-C or SIGTERM.
+Once running, a child that dies (the API, the worker, embedded Redis) is
+restarted after a backoff, with a message; the rest keeps serving.
 
 Signals only set flags (and wake the main loop through a pipe); the main
 thread does the stopping, so a signal never interrupts a half-started server.
@@ -18,6 +20,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,24 +64,63 @@ def dev_secret_keys(data_dir: Path) -> str:
 
 
 class Stop(Exception):
-    """Leave `okr dev`: a signal asked for it, or a child process died."""
+    """Leave `okr dev`: a signal asked for it, or a child process died while starting."""
 
     def __init__(self, code: int) -> None:
         self.code = code
 
 
+RESTART_FIRST_S = 1.0  # the wait before restarting a child that died ...
+RESTART_MAX_S = 30.0  # ... doubling with each quick death, up to this
+STABLE_S = 30.0  # a child that ran this long before dying starts its backoff afresh
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"exit code {code}, killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"exit code {code}"
+    return f"exit code {code}"
+
+
+@dataclass
+class Child:
+    """A process `okr dev` watches: how to (re)start it and its restart state."""
+
+    name: str
+    start: Callable[[], subprocess.Popen[bytes]]
+    proc: subprocess.Popen[bytes]
+    server: bool = False  # a server (Redis) the others use: stopped after them, by its owner
+    started_at: float = field(default_factory=time.monotonic)
+    quick_deaths: int = 0
+    restart_at: float | None = None
+    restarts: int = 0
+
+
 class Supervisor:
-    """The children of `okr dev`, the signal flags, and how they all stop."""
+    """The children of `okr dev`, the signal flags, and how they all stop.
+
+    While starting, a child's death stops everything (it is a setup problem to
+    show, not to retry). Once running (`restarting`), a child that dies is
+    restarted, with a message saying what died and how, after a backoff that
+    doubles with each quick death so a child that fails at once does not spin.
+    """
 
     def __init__(self) -> None:
         self.stop_requested = False
         self.force = False
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarting = False
+        self.children: dict[str, Child] = {}
         self._wake_r, wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(wake_w, False)
         self._wake_w = wake_w
         self._old_handlers: dict[int, Any] = {}
+
+    @property
+    def procs(self) -> dict[str, subprocess.Popen[bytes]]:
+        return {name: c.proc for name, c in self.children.items() if not c.server}
 
     def __enter__(self) -> Supervisor:
         signal.set_wakeup_fd(self._wake_w)
@@ -99,15 +142,47 @@ class Supervisor:
         self.stop_requested = True
 
     def check(self) -> None:
+        """Raise Stop on a signal (or a death while starting); restart what is due."""
         if self.stop_requested:
             raise Stop(0)
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                say(f"okr: the {name} exited (code {proc.returncode}); stopping", err=True)
-                raise Stop(1)
+        for child in self.children.values():
+            if child.restart_at is None:
+                code = child.proc.poll()
+                if code is None:
+                    continue
+                if not self.restarting:
+                    say(f"okr: the {child.name} exited (code {code}); stopping", err=True)
+                    raise Stop(1)
+                self._schedule(child, f"the {child.name} died ({describe_exit(code)})")
+            elif time.monotonic() >= child.restart_at:
+                self._restart(child)
+                if self.stop_requested:
+                    raise Stop(0)
+
+    def _schedule(self, child: Child, what: str) -> None:
+        now = time.monotonic()
+        child.quick_deaths = child.quick_deaths + 1 if now - child.started_at < STABLE_S else 1
+        delay = min(RESTART_MAX_S, RESTART_FIRST_S * 2 ** min(child.quick_deaths - 1, 10))
+        child.restart_at = now + delay
+        say(f"okr: {what}; restarting it in {delay:g} s", err=True)
+
+    def _restart(self, child: Child) -> None:
+        child.restarts += 1
+        try:
+            child.proc = child.start()
+        except (OSError, RuntimeError) as exc:
+            child.started_at = time.monotonic()
+            self._schedule(child, f"the {child.name} did not restart ({exc})")
+            return
+        child.started_at, child.restart_at = time.monotonic(), None
+        say(f"okr: restarted the {child.name} (pid {child.proc.pid}, restart {child.restarts})")
 
     def wait(self, timeout: float) -> None:
-        """Sleep until a signal or a child's exit, at most `timeout` seconds."""
+        """Sleep until a signal, a child's exit or a restart that is due, at most
+        `timeout` seconds."""
+        due = [c.restart_at for c in self.children.values() if c.restart_at is not None]
+        if due:
+            timeout = max(0.0, min(timeout, min(due) - time.monotonic()))
         select.select([self._wake_r], [], [], timeout)
         try:
             while os.read(self._wake_r, 512):
@@ -118,18 +193,32 @@ class Supervisor:
     def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         from okrgraph.embedded import die_with_parent
 
-        self.procs[name] = subprocess.Popen(  # noqa: S603
-            args, env=env, stdin=subprocess.DEVNULL, process_group=0, preexec_fn=die_with_parent()
-        )
+        def start() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(  # noqa: S603
+                args,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                process_group=0,
+                preexec_fn=die_with_parent(),
+            )
+
+        self.children[name] = Child(name, start, start())
+
+    def watch_server(
+        self, name: str, proc: subprocess.Popen[bytes], start: Callable[[], subprocess.Popen[bytes]]
+    ) -> None:
+        """Watch a server started elsewhere (embedded Redis); `start` starts it again."""
+        self.children[name] = Child(name, start, proc, server=True)
 
     def stop_children(self, grace: float = 15.0) -> None:
-        for proc in self.procs.values():
+        procs = list(self.procs.values())
+        for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace
-        while any(p.poll() is None for p in self.procs.values()):
+        while any(p.poll() is None for p in procs):
             if self.force or time.monotonic() > deadline:
-                for proc in self.procs.values():
+                for proc in procs:
                     if proc.poll() is None:
                         proc.kill()
                         proc.wait()
@@ -190,6 +279,14 @@ def run_dev(sup: Supervisor, host: str, port: int, data_dir: Path) -> int:
             say(f"starting embedded Redis in {data_dir / 'redis'} ...")
             started.append(rd := EmbeddedRedis(data_dir / "redis"))
             redis_url = rd.start(avoid={port})
+
+            def restart_redis(rd: EmbeddedRedis = rd) -> subprocess.Popen[bytes]:
+                rd.start()  # on the same port: the children's REDIS_URL stays right
+                assert rd.process is not None
+                return rd.process
+
+            assert rd.process is not None
+            sup.watch_server("embedded Redis", rd.process, restart_redis)
             sup.check()
         say("migrating ...")
         asyncio.run(run_migrate(database_url))
@@ -220,6 +317,7 @@ def run_dev(sup: Supervisor, host: str, port: int, data_dir: Path) -> int:
         health = asyncio.run(worker_health(redis_url))
         sup.check()
         _banner(base, health, token_file, data_dir)
+        sup.restarting = True
         while True:
             sup.check()
             sup.wait(5.0)
