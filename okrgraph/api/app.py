@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from arq import create_pool
-from arq.connections import ArqRedis, RedisSettings
-from redis.asyncio import Redis
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
@@ -23,15 +24,45 @@ from okrgraph.domain.live import LiveHub
 log = logging.getLogger(__name__)
 
 
+# The arq pool serves the request path (enqueues after commit, /readyz), so every call
+# on it is bounded: connecting, and each read and write on its sockets (issue 12).
+REDIS_TIMEOUT_S = 1.0
+# Seconds between attempts to reach a Redis that was down when the API started.
+RECONNECT_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
 async def connect_queue(redis_url: str | None) -> ArqRedis | None:
-    """The arq pool, or None when Redis is down: writes still land in the outbox."""
+    """The arq pool, or None when Redis does not answer within REDIS_TIMEOUT_S:
+    writes still land in the outbox, and the worker's relay enqueues them."""
     if not redis_url:
         return None
+    pool = ArqRedis(
+        ConnectionPool.from_url(
+            redis_url,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_keepalive=True,
+        )
+    )
     try:
-        return await create_pool(RedisSettings.from_dsn(redis_url), retry=0)
+        await asyncio.wait_for(pool.ping(), REDIS_TIMEOUT_S)
     except Exception:
-        log.warning("Redis unreachable at startup; jobs go through the outbox relay")
+        await pool.aclose()
         return None
+    return pool
+
+
+async def keep_connecting(app: Starlette, redis_url: str) -> None:
+    """Try until Redis answers, then give the app its queue (`app.state.queue`, read by
+    each request) and set `app.state.queue_connected`."""
+    for attempt in itertools.count():
+        await asyncio.sleep(RECONNECT_DELAYS_S[min(attempt, len(RECONNECT_DELAYS_S) - 1)])
+        pool = await connect_queue(redis_url)
+        if pool is not None:
+            app.state.queue = pool
+            app.state.queue_connected.set()
+            log.warning("Redis reachable; jobs are enqueued directly again")
+            return
 
 
 def live_hub(cfg: Settings, client: Any) -> LiveHub | None:
@@ -63,11 +94,22 @@ def create_app(
         else:
             app.state.sessionmaker = sessionmaker
         app.state.queue = queue if queue is not None else await connect_queue(cfg.redis_url)
+        app.state.queue_connected = asyncio.Event()
+        reconnecting = None
+        if app.state.queue is not None:
+            app.state.queue_connected.set()
+        elif cfg.redis_url:
+            log.warning(
+                "Redis unreachable at startup; jobs go through the outbox relay until it is"
+            )
+            reconnecting = asyncio.create_task(keep_connecting(app, cfg.redis_url))
         app.state.settings = cfg
         app.state.live = live_hub(cfg, queue)
         try:
             yield
         finally:
+            if reconnecting is not None:
+                reconnecting.cancel()
             if app.state.live is not None:
                 await app.state.live.aclose()
             if queue is None and app.state.queue is not None:

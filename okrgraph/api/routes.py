@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import text
 from starlette.requests import Request
@@ -23,19 +24,24 @@ async def _check_postgres(request: Request) -> None:
 async def _check_redis(request: Request) -> None:
     queue = request.app.state.queue
     if queue is None:
-        raise RuntimeError("no Redis connection")
+        raise RuntimeError("no Redis connection (reconnecting)")
     await queue.ping()
 
 
+async def _outcome(check: Callable[[Request], Awaitable[None]], request: Request) -> str:
+    try:
+        await asyncio.wait_for(check(request), READY_TIMEOUT_S)
+    except Exception as exc:  # TimeoutError for a stalled server
+        return f"unavailable: {type(exc).__name__}"
+    return "ok"
+
+
 async def readyz(request: Request) -> JSONResponse:
+    """Both checks at once, each within READY_TIMEOUT_S: a stalled server makes
+    /readyz answer 503 in that time, never hang."""
     checks = {"postgres": _check_postgres, "redis": _check_redis}
-    results: dict[str, str] = {}
-    for name, check in checks.items():
-        try:
-            await asyncio.wait_for(check(request), READY_TIMEOUT_S)
-            results[name] = "ok"
-        except Exception as exc:
-            results[name] = f"unavailable: {type(exc).__name__}"
+    outcomes = await asyncio.gather(*(_outcome(check, request) for check in checks.values()))
+    results = dict(zip(checks, outcomes, strict=True))
     ready = all(v == "ok" for v in results.values())
     return JSONResponse(
         {"status": "ready" if ready else "unavailable", "checks": results},

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+import weakref
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
@@ -75,11 +78,67 @@ class TransactionExtension(SchemaExtension):
             await ctx.live.announce(message)
 
     async def _enqueue(self, ctx: Context) -> None:
+        """Hand the committed operation's jobs to arq, each within ENQUEUE_TIMEOUT_S:
+        a stalled or lost Redis never holds the response of a committed change. What
+        is not enqueued still sits in the outbox, and the worker's relay cron
+        enqueues it (DESIGN.md section 4)."""
         jobs, ctx.jobs_after_commit = ctx.jobs_after_commit, []
-        if ctx.queue is None:
+        if ctx.queue is None or not jobs:
             return
+        outage = _outage(ctx.queue)
         for name, kwargs in jobs:
+            if outage.skip():
+                return
             try:
-                await ctx.queue.enqueue_job(name, **kwargs)
-            except Exception:  # Redis down: the outbox relay will pick the event up
-                log.warning("could not enqueue %s; left to the outbox relay", name)
+                await asyncio.wait_for(ctx.queue.enqueue_job(name, **kwargs), ENQUEUE_TIMEOUT_S)
+            except Exception as exc:  # Redis down or stalled: the outbox relay's turn
+                outage.failed(name, exc)
+            else:
+                outage.succeeded()
+
+
+# Each Redis call on the request path waits at most this long (issue 12).
+ENQUEUE_TIMEOUT_S = 1.0
+
+
+class QueueOutage:
+    """A Redis that fails to take jobs: logged once when it starts and once when it
+    ends (not per request), and not asked again for RETRY_AFTER_S after a failure,
+    so a stalled Redis costs one write the timeout, not every write."""
+
+    RETRY_AFTER_S = 5.0
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.retry_at = 0.0
+
+    def skip(self) -> bool:
+        return self.since is not None and time.monotonic() < self.retry_at
+
+    def failed(self, job: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+            log.warning(
+                "Redis did not take job %s (%s); jobs are left to the outbox relay "
+                "until it does (logged once per outage)",
+                job,
+                type(exc).__name__,
+            )
+        self.retry_at = now + self.RETRY_AFTER_S
+
+    def succeeded(self) -> None:
+        if self.since is not None:
+            log.warning("Redis takes jobs again after %.0f s", time.monotonic() - self.since)
+            self.since = None
+
+
+_OUTAGES: weakref.WeakKeyDictionary[Any, QueueOutage] = weakref.WeakKeyDictionary()
+
+
+def _outage(queue: Any) -> QueueOutage:
+    """The outage state of one arq pool (per pool, so apps and tests stay apart)."""
+    outage = _OUTAGES.get(queue)
+    if outage is None:
+        outage = _OUTAGES[queue] = QueueOutage()
+    return outage

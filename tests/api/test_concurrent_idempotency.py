@@ -8,23 +8,20 @@ transaction), unlike the `client` fixture, whose requests share one transaction.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from okrgraph.api.app import create_app
-from okrgraph.domain.db import create_engine, create_sessionmaker, tenant_session
+from okrgraph.domain.db import tenant_session
 from okrgraph.domain.models import CheckIn
 from okrgraph.domain.seed import SeedResult, seed_demo
 from okrgraph.schema.node import from_global_id
 from tests.gql import data, gql
 
-CALLERS = 20
+CALLERS = 20  # within the `committed` fixture's pool
 CHECK_IN = """mutation($input: CheckInInput!, $key: String) {
   checkIn(input: $input, idempotencyKey: $key) {
     __typename
@@ -33,18 +30,6 @@ CHECK_IN = """mutation($input: CheckInInput!, $key: String) {
   }
 }"""
 KR = "Raise customer NPS from 30 to 60"
-
-
-@pytest.fixture
-async def committed(
-    fresh_database: Callable[[], AbstractAsyncContextManager[str]],
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    async with fresh_database() as url:
-        engine = create_engine(url, pool_size=CALLERS, max_overflow=5)
-        try:
-            yield create_sessionmaker(engine)
-        finally:
-            await engine.dispose()
 
 
 async def key_result_id(client: httpx.AsyncClient, token: str) -> str:
