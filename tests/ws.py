@@ -42,8 +42,12 @@ async def graphql_ws(
     url: str, init_payload: dict[str, str], headers: dict[str, str] | None = None
 ) -> AsyncIterator[ClientConnection]:
     """A graphql-transport-ws connection that has sent its connection_init."""
+    # max_queue=None: a test that leaves messages unread must not stall the close handshake
     async with connect(
-        url, subprotocols=[Subprotocol("graphql-transport-ws")], additional_headers=headers
+        url,
+        subprotocols=[Subprotocol("graphql-transport-ws")],
+        additional_headers=headers,
+        max_queue=None,
     ) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": init_payload}))
         yield ws
@@ -62,9 +66,10 @@ async def received(ws: ClientConnection) -> dict[str, Any]:
     return message
 
 
-async def send(ws: ClientConnection, id: str, query: str, **variables: Any) -> None:
+async def send(ws: ClientConnection, op_id: str, query: str, **variables: Any) -> None:
+    """Start an operation (query, mutation or subscription) on the socket."""
     payload = {"query": query, "variables": variables}
-    await ws.send(json.dumps({"id": id, "type": "subscribe", "payload": payload}))
+    await ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
 
 
 async def subscribed(client: aioredis.Redis, channel: str, count: int = 1) -> None:
