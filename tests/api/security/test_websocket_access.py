@@ -348,3 +348,21 @@ async def ids_reached(
         if want <= got:
             break
     return got
+
+
+async def test_subscriptions_survive_a_lost_redis_connection(
+    redis_client: aioredis.Redis, committed: async_sessionmaker[AsyncSession]
+) -> None:
+    org_id = uuid.uuid4()
+    async with tenant_session(committed, org_id) as session:
+        await make_org(session, id=org_id)
+        _, secret = await make_token(session, org_id, scopes=["read"])
+    channel = progress_channel(org_id)
+    app = create_app(sessionmaker=committed, queue=redis_client)
+    async with serving(app) as url, acknowledged(url, secret) as ws:
+        await send(ws, "live", SUBSCRIBE)
+        await subscribed(redis_client, channel)
+        assert await redis_client.client_kill_filter(_type="pubsub") >= 1
+        # the hub reconnects and re-subscribes: a change published afterwards arrives
+        assert await ids_reached(redis_client, org_id, [ws], {"live"}) == {"live"}
+        assert dict(await redis_client.pubsub_numsub(channel))[channel.encode()] == 1
