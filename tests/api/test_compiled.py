@@ -187,3 +187,41 @@ async def test_timestamps_and_whole_floats_render_alike(
         )
         assert json.dumps(compiled) == json.dumps(executed)
         assert compiled["node"]["effectiveAt"] == at.isoformat()
+
+
+async def test_extreme_stored_dates_render_alike(
+    client: httpx.AsyncClient, demo: SeedResult, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12, finding 15: rows stored before the date bounds (PostgreSQL's
+    +-infinity, the last and first days) answer the same on both paths."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from okrgraph.schema.node import to_global_id
+    from tests.factories import make_check_in
+
+    cycle = await db.scalar(text("SELECT id FROM cycles ORDER BY starts_on LIMIT 1"))
+    check_in = "query($id: ID!) { node(id: $id) { ... on CheckIn { effectiveAt recordedAt } } }"
+    days = "query($id: ID!) { node(id: $id) { ... on Cycle { startsOn endsOn } } }"
+    for at, (start, end) in [
+        (datetime.max.replace(tzinfo=UTC), ("-infinity", "infinity")),  # asyncpg: +-infinity
+        (datetime.min.replace(tzinfo=UTC), ("0001-01-01", "9999-12-31")),
+    ]:
+        row = await make_check_in(db, demo.org_id, effective_at=at)
+        await db.execute(
+            text(
+                "UPDATE cycles SET starts_on = CAST(CAST(:s AS text) AS date),"
+                " ends_on = CAST(CAST(:e AS text) AS date) WHERE id = :id"
+            ),
+            {"s": start, "e": end, "id": cycle},
+        )
+        for query, node in [
+            (check_in, to_global_id("CheckIn", row.id)),
+            (days, to_global_id("Cycle", cycle)),
+        ]:
+            compiled, executed = await both_ways(
+                client, demo.admin_token or "", query, monkeypatch, id=node
+            )
+            assert json.dumps(compiled) == json.dumps(executed)
+            assert "infinity" not in json.dumps(compiled)

@@ -43,7 +43,11 @@ def timestamp(column: str) -> str:
     not zero, always six digits), so both paths give the same string."""
     c = f"{{t}}.{column}"
     return (
-        f"CASE WHEN {c} IS NULL THEN NULL ELSE "
+        f"CASE WHEN {c} IS NULL THEN NULL "
+        # +-infinity (stored before the input bounds): what asyncpg reads them as,
+        # datetime.max / datetime.min (naive), written by isoformat.
+        f"WHEN {c} = 'infinity' THEN '9999-12-31T23:59:59.999999' "
+        f"WHEN {c} = '-infinity' THEN '0001-01-01T00:00:00' ELSE "
         f"""to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') """
         f"|| CASE WHEN date_part('microseconds', {c})::bigint % 1000000 = 0 THEN '' "
         f"ELSE to_char({c} AT TIME ZONE 'UTC', '.US') END || '+00:00' END"
@@ -61,12 +65,28 @@ TIMESTAMPS = {
 }
 
 
+def day(column: str) -> str:
+    """A date as Python's isoformat writes it; +-infinity as asyncpg reads them
+    (date.max, date.min), not PostgreSQL's 'infinity'."""
+    c = f"{{t}}.{column}"
+    return (
+        f"CASE WHEN {c} = 'infinity' THEN '9999-12-31' "
+        f"WHEN {c} = '-infinity' THEN '0001-01-01' ELSE to_char({c}, 'YYYY-MM-DD') END"
+    )
+
+
+DATES = {"starts_on", "ends_on"}
+
+
 def _cols(*names: str) -> dict[str, str]:
     """Fields whose SQL is the column of the same (snake_case) name."""
     out = {}
     for name in names:
         column = "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in name)
-        out[name] = timestamp(column) if column in TIMESTAMPS else f"{{t}}.{column}"
+        if column in TIMESTAMPS:
+            out[name] = timestamp(column)
+        else:
+            out[name] = day(column) if column in DATES else f"{{t}}.{column}"
     return out
 
 
