@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.cycles.service import create_cycle, get_cycle
-from okrgraph.domain.errors import ValidationFailed
+from okrgraph.domain.errors import Conflict, ValidationFailed
 from okrgraph.domain.models import Cycle
 from okrgraph.domain.models.enums import CycleState
+from okrgraph.domain.validation import MAX_DATE
 
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 _YEAR = re.compile(r"^\d{4}$")
@@ -31,12 +32,21 @@ def next_cycle_name(name: str) -> str:
 
 def next_period(starts_on: date, ends_on: date) -> tuple[date, date]:
     """The period after [starts_on, ends_on] of the same length: whole months when the
-    cycle is whole months (a quarter, a year), else the same number of days."""
+    cycle is whole months (a quarter, a year), else the same number of days.
+
+    A period past validation.MAX_DATE is a Conflict (never an overflow): cycle
+    dates are bounded, and one stored before the bounds has no next cycle.
+    """
+    if ends_on >= MAX_DATE or (ends_on - starts_on) > (MAX_DATE - ends_on):
+        raise Conflict(f"A next cycle would end after {MAX_DATE.isoformat()}.")
     start = ends_on + timedelta(days=1)
     if starts_on.day == 1 and start.day == 1:
         months = (ends_on.year - starts_on.year) * 12 + ends_on.month - starts_on.month + 1
         years, month = divmod(start.month - 1 + months, 12)
-        return start, date(start.year + years, month + 1, 1) - timedelta(days=1)
+        end = date(start.year + years, month + 1, 1) - timedelta(days=1)
+        if end > MAX_DATE:
+            raise Conflict(f"A next cycle would end after {MAX_DATE.isoformat()}.")
+        return start, end
     return start, start + (ends_on - starts_on)
 
 
