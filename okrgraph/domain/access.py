@@ -1,7 +1,9 @@
 """Who may write what (DESIGN.md section 6): everyone in an organisation reads;
 writes follow ownership — an individual's own objectives, a team lead's team
 objectives (and those of the teams under it), admins everything. VIEWERs and
-read-only tokens never write."""
+read-only tokens never write the organisation's data; a read-only token writes
+nothing at all, and a VIEWER with a `write` token changes only their own inbox
+(domain/notifications/inbox.py)."""
 
 from __future__ import annotations
 

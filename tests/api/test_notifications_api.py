@@ -16,7 +16,7 @@ from okrgraph.domain.models import Notification, NotificationPreference
 from okrgraph.domain.seed import SeedResult
 from okrgraph.schema.node import to_global_id
 from tests.api.roles import Cast, cast, column, count, other_org, person_of
-from tests.factories import make_kpi, make_notification
+from tests.factories import make_kpi, make_notification, make_token
 from tests.gql import data
 
 LIST = """query($unread: Boolean, $first: Int, $after: String) {
@@ -160,11 +160,11 @@ async def test_subject_is_a_global_id_when_resolvable(
     assert nodes[1]["subject"] is None
 
 
-@pytest.mark.parametrize("role", ["member", "lead", "viewer", "admin", "read_only_admin"])
+@pytest.mark.parametrize("role", ["member", "lead", "admin"])
 async def test_everyone_marks_their_own_notifications_read(
     client: httpx.AsyncClient, db: AsyncSession, people: Cast, role: str
 ) -> None:
-    """Marking read is personal state, not a write to the goal graph: read scope suffices."""
+    """With a `write` token (a VIEWER's too: tests/api/security/test_permissions_matrix.py)."""
     me = await person_of(db, people.org_id, people.tokens[role])
     await set_tenant(db, people.org_id)
     row = await make_notification(db, people.org_id, person_id=me)
@@ -172,6 +172,18 @@ async def test_everyone_marks_their_own_notifications_read(
     assert result["__typename"] == "MarkNotificationsReadSuccess", result
     assert result["notifications"][0]["readAt"] is not None
     assert await unread(db, people.org_id, me) == 0
+
+
+@pytest.mark.parametrize("role", ["viewer", "read_only_admin"])
+async def test_read_only_tokens_mark_nothing_read(
+    client: httpx.AsyncClient, db: AsyncSession, people: Cast, role: str
+) -> None:
+    me = await person_of(db, people.org_id, people.tokens[role])
+    await set_tenant(db, people.org_id)
+    row = await make_notification(db, people.org_id, person_id=me)
+    result = await mark(client, people.tokens[role], [gid("Notification", row.id)])
+    assert result["__typename"] == "Forbidden", result
+    assert await unread(db, people.org_id, me) == 1
 
 
 async def test_marking_others_notifications_is_not_found_and_changes_nothing(
@@ -234,11 +246,16 @@ async def test_preferences_are_personal(
     client: httpx.AsyncClient, db: AsyncSession, people: Cast
 ) -> None:
     org = people.org_id
-    for role in ("member", "viewer"):
+    _, viewer_write = await make_token(
+        db, org, person_id=people.viewer_id, scopes=["read", "write"]
+    )
+    # a read-only token may not (test_read_only_tokens_mark_nothing_read); a VIEWER's
+    # `write` token may
+    for token in (people.tokens["member"], viewer_write):
         off = (
             await data(
                 client,
-                people.tokens[role],
+                token,
                 SET,
                 kind="CHECK_IN_DUE",
                 channel="EMAIL",

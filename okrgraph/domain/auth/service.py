@@ -2,7 +2,8 @@
 
 - Admins create tokens for anyone in the organisation or for an integration.
 - Any person creates tokens for themselves, with scopes their role allows
-  (VIEWER: read; MEMBER: read, write; ADMIN: all) and no wider than the token
+  (VIEWER: read, write — `write` lets a VIEWER change their own inbox and
+  nothing else; MEMBER: read, write; ADMIN: all) and no wider than the token
   they call with (a read-only token cannot mint a writing one).
 - People revoke their own tokens (again no wider than the calling token);
   admins revoke any.
@@ -26,7 +27,7 @@ from okrgraph.domain.models.enums import OrgRole
 from okrgraph.domain.validation import instant, text_field
 
 ROLE_SCOPES: dict[OrgRole, frozenset[str]] = {
-    OrgRole.VIEWER: frozenset({"read"}),
+    OrgRole.VIEWER: frozenset({"read", "write"}),  # write: their own inbox only (access.py)
     OrgRole.MEMBER: frozenset({"read", "write"}),
     OrgRole.ADMIN: frozenset(SCOPES),
 }

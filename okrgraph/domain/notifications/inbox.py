@@ -1,10 +1,14 @@
 """A person's in-app notifications and notification preferences (reads and writes).
 
 Everything here is the calling person's own: another person's notification id
-is `NotFound`, exactly like an id from another organisation. Reading one's inbox
-and choosing one's channels is personal state, not the goal graph, so a
-`read`-scoped token suffices (viewers manage their inbox too); integrations
-have no inbox.
+is `NotFound`, exactly like an id from another organisation. Integrations have
+no inbox.
+
+Who may change it (README "Permissions"): a token with only the `read` scope
+never writes anything, its owner's inbox included; a `write` token changes its
+person's own inbox (read marks, preferences) whatever their org role, so a
+VIEWER with a `write` token manages their inbox and still changes nothing of
+the organisation's (domain/access.py refuses VIEWERs every other write).
 """
 
 from __future__ import annotations
@@ -38,10 +42,11 @@ def is_own(principal: Principal | None, row: Notification | NotificationPreferen
 
 
 def _person_id(principal: Principal) -> uuid.UUID:
+    """The person whose inbox a write changes: the caller, with a `write` token."""
     if principal.person_id is None:
         raise Forbidden("Notifications belong to people; this token is an integration's.")
-    if not principal.has_scope("read"):
-        raise Forbidden("This token lacks the `read` scope.")
+    if not principal.has_scope("write"):
+        raise Forbidden("This token lacks the `write` scope (a read-only token changes nothing).")
     return principal.person_id
 
 

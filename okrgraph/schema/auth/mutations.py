@@ -48,7 +48,8 @@ class CreateApiTokenInput:
     name: str = bounds.text("What it is for.", validation.NAME)
     scopes: list[str] = bounds.text(
         "Some of `read`, `write`, `admin`: no wider than the holder's role allows "
-        "(VIEWER: read; MEMBER: read, write; ADMIN: all) nor than the calling token.",
+        "(VIEWER: read, write, where write changes only their own inbox; MEMBER: read, "
+        "write; ADMIN: all) nor than the calling token.",
         validation.SHORT_TEXT,
         each=True,
     )

@@ -58,7 +58,8 @@ NotificationPreferenceResult = Annotated[
 class NotificationMutations:
     @strawberry.mutation(
         description="Mark some of your notifications read (at most 100 ids). An id that is "
-        "not one of yours is NotFound, and then nothing is marked."
+        "not one of yours is NotFound, and then nothing is marked. Needs a `write` token "
+        "(a read-only token changes nothing); a VIEWER's `write` token may do this."
     )
     async def mark_notifications_read(
         self, info: Info, ids: list[strawberry.ID], idempotency_key: str | None = None
@@ -78,7 +79,9 @@ class NotificationMutations:
         )
 
     @strawberry.mutation(
-        description="Turn one kind of notification on or off on one channel, for yourself."
+        description="Turn one kind of notification on or off on one channel, for yourself. "
+        "Needs a `write` token (a read-only token changes nothing); a VIEWER's `write` "
+        "token may do this."
     )
     async def set_notification_preference(
         self,

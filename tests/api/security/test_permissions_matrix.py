@@ -10,9 +10,11 @@ The rules the table encodes:
   scopes. Check-ins, initiatives and KPI measurements may also come from a key
   result's owner and from integrations with `write` (DESIGN.md section 5).
 - KPIs belong to admins and the leads of their owner team.
-- Personal state (one's own notifications, preferences, one's own tokens) is one's own
-  to change, also with a `read` token (documented in domain/notifications/inbox.py and
-  domain/auth/service.py; DESIGN.md says nothing either way).
+- One's own inbox (read marks, notification preferences) is one's own to change with a
+  `write` token, also for a VIEWER; a `read`-only token never changes it (issue 12,
+  finding 12; README "Permissions", domain/notifications/inbox.py).
+- One's own tokens: created and revoked within one's role and calling token, which a
+  `read` token may do for `read` tokens (domain/auth/service.py).
 
 Every call runs in a savepoint that is rolled back, so each caller meets the same
 state; a refused call must leave every table of the organisation as it was, an
@@ -46,6 +48,8 @@ from tests.api.security.world import (
 ADMIN = frozenset({"admin"})
 PEOPLE = frozenset(PERSON_OF)  # every principal that is a person
 INTEGRATIONS = frozenset({"integration_write", "integration_read"})
+# A person's `write` token: what may change the person's own inbox.
+INBOX_WRITERS = PEOPLE - {"read_only"}
 
 
 @dataclass(frozen=True)
@@ -200,12 +204,14 @@ CASES = [
     Case("updateWebhookEndpoint", "", lambda w, p: _i(id=w.gid("endpoint"), enabled=False),
          ADMIN),
     Case("rotateWebhookSecret", "", lambda w, p: {"id": w.gid("endpoint")}, ADMIN),
-    # notifications: one's own only
-    Case("markNotificationsRead", "one's own", _own_note, PEOPLE),
+    # notifications: one's own only, with a `write` token (a VIEWER's too)
+    Case("markNotificationsRead", "one's own", _own_note, INBOX_WRITERS),
     Case("markNotificationsRead", "the owner's", lambda w, p: {"ids": [w.gid("note_owner")]},
-         frozenset({"owner"}), refused_as=NOT_THEIRS | dict.fromkeys(INTEGRATIONS, "Forbidden")),
+         frozenset({"owner"}),
+         refused_as=NOT_THEIRS | dict.fromkeys(INTEGRATIONS | {"read_only"}, "Forbidden")),
     Case("setNotificationPreference", "",
-         lambda w, p: {"kind": "CHECK_IN_DUE", "channel": "EMAIL", "enabled": False}, PEOPLE),
+         lambda w, p: {"kind": "CHECK_IN_DUE", "channel": "EMAIL", "enabled": False},
+         INBOX_WRITERS),
 ]  # fmt: skip
 
 
