@@ -264,6 +264,16 @@ CASES = [
     not_negative(
         "webhook_endpoints", "failure_count", "ck_webhook_endpoints_failure_count_not_negative"
     ),
+    Case(
+        "ck_webhook_endpoints_secret_not_plaintext",
+        [row("webhook_endpoints", secret_sealed="whsec_" + "A" * 44)],
+        [row("webhook_endpoints", secret_sealed="v1.k.data")],
+    ),
+    Case(
+        "ck_webhook_endpoints_enabled_has_secret",
+        [row("webhook_endpoints", secret_sealed=None, enabled=True)],
+        [row("webhook_endpoints", secret_sealed=None, enabled=False)],
+    ),
     not_negative("webhook_deliveries", "attempts", "ck_webhook_deliveries_attempts_not_negative"),
     unit_interval("score_history", "value", "ck_score_history_value_in_unit"),
 ]

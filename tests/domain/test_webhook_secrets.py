@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from okrgraph.devmode import dev_secret_keys
@@ -181,13 +180,3 @@ async def test_upgrade_erases_plaintext_secrets_and_disables_their_endpoints(
                 assert catalog.signing_secret(endpoint) == secret
         finally:
             await owner.dispose()
-
-
-async def test_the_database_refuses_a_plaintext_or_missing_secret_on_an_enabled_endpoint(
-    db: AsyncSession,
-) -> None:
-    org = await make_org(db)
-    for values in ({"secret_sealed": SECRET}, {"secret_sealed": None, "enabled": True}):
-        with pytest.raises(IntegrityError, match="ck_webhook_endpoints_"):
-            async with db.begin_nested():
-                await make_webhook_endpoint(db, org.id, **values)
