@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.live import progress_channel
+from okrgraph.domain.live import LiveHub, progress_channel
 from okrgraph.domain.models.enums import OrgRole
 from okrgraph.schema import schema
 from okrgraph.schema.context import Context
@@ -210,7 +210,8 @@ async def test_subscribing_to_another_organisations_ids_relays_nothing_of_theirs
         org_id=org_a, token_id=uuid.uuid4(), scopes=frozenset({"read"}),
         person_id=uuid.uuid4(), org_role=OrgRole.ADMIN,
     )  # fmt: skip
-    ctx = Context(request=None, sessionmaker=sessionmaker, principal=principal, queue=redis_client)
+    live = LiveHub(redis_client)
+    ctx = Context(request=None, sessionmaker=sessionmaker, principal=principal, live=live)
     wanted = [to_global_id("Objective", theirs), to_global_id("Objective", mine)]
     stream = await schema.subscribe(SUBSCRIBE, context_value=ctx, variable_values={"ids": wanted})
     first = asyncio.ensure_future(stream.__anext__())
@@ -226,6 +227,7 @@ async def test_subscribing_to_another_organisations_ids_relays_nothing_of_theirs
     result = await asyncio.wait_for(first, 5)
     assert result.data == {"progressChanged": {"id": wanted[1], "value": 0.5}}
     await stream.aclose()
+    await live.aclose()
 
 
 def query_id_arguments() -> set[str]:
