@@ -42,9 +42,8 @@ async def test_progress_changes_reach_the_subscriber(
         org_id=org, token_id=uuid.uuid4(), scopes=frozenset({"read"}),
         person_id=uuid.uuid4(), org_role=OrgRole.MEMBER,
     )  # fmt: skip
-    ctx = Context(
-        request=None, sessionmaker=sessionmaker, principal=principal, live=LiveHub(redis_client)
-    )
+    live = LiveHub(redis_client)
+    ctx = Context(request=None, sessionmaker=sessionmaker, principal=principal, live=live)
     wanted_id = to_global_id("Objective", wanted)
     stream = await schema.subscribe(
         SUBSCRIBE, context_value=ctx, variable_values={"ids": [wanted_id]}
@@ -66,6 +65,7 @@ async def test_progress_changes_reach_the_subscriber(
         }
     }  # fmt: skip
     await stream.aclose()  # type: ignore[union-attr]
+    await live.aclose()
 
 
 async def test_anonymous_subscription_is_refused(
