@@ -39,6 +39,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from okrgraph.api.ratelimit import AnonymousRateLimit
 from okrgraph.api.websocket import OkrTransportWSHandler
 from okrgraph.domain.auth.tokens import Principal, authenticate
 from okrgraph.domain.config import Settings
@@ -172,6 +173,7 @@ class OkrGraphQL(GraphQL[Context, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.cfg = cfg
+        self.anonymous = AnonymousRateLimit.of(cfg)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -180,7 +182,7 @@ class OkrGraphQL(GraphQL[Context, None]):
         media_type = negotiate(request.headers.get("accept"))
         try:
             await read_body(request)
-            response = await self.run(request)
+            response = self.anonymous.refusal(request, media_type) or await self.run(request)
         except HTTPException as exc:
             status, reason = exc.status_code, exc.reason
             if isinstance(cause := exc.__cause__, InvalidOperationTypeError):

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     )
     dev: bool = Field(default=False, description="Dev mode: GraphiQL hints, field suggestions.")
     statement_timeout_ms: int = Field(default=5000, description="Per-statement timeout.")
+    anonymous_burst: int = Field(
+        default=30, description="Requests without a token a client address may send at once."
+    )
+    anonymous_per_second: float = Field(
+        default=1.0, description="Requests without a token a client address regains per second."
+    )
     db_pool_size: int = 10
     host: str = "127.0.0.1"
     port: int = 8000

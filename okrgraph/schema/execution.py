@@ -8,18 +8,47 @@ permissions or extensions) whose type is a scalar or an enum, that comes down
 to reading the attribute and serializing it, which is what this does. Anything
 else — a null (the non-null check), a failed serialization, any other field —
 takes graphql-core's own path, so errors, paths and ordering stay the same.
+
+It also holds every execution to its budget (limits.py): at most
+`MAX_RESPONSE_VALUES` completed values and `MAX_EXECUTION_MS` spent completing
+them on the event loop, else the whole result is one RESPONSE_TOO_LARGE or
+EXECUTION_TOO_LONG error. And it never holds the loop for long: once a request
+has completed values for `SLICE_MS` since it last paused (summed over its
+synchronous stretches, during which the loop runs nothing else), every object it
+comes to waits for a new round, which opens after the loop has run whatever else
+was ready. So one request takes at most about SLICE_MS of each loop iteration,
+however many of its tasks are ready at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any, cast
 
 import graphql.execution.executor as graphql_executor
-from graphql import GraphQLEnumType, GraphQLNonNull, GraphQLObjectType, GraphQLScalarType
+from graphql import (
+    ExecutionResult,
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+)
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from okrgraph.schema.limits import (
+    MAX_EXECUTION_MS,
+    MAX_RESPONSE_VALUES,
+    SLICE_MS,
+    execution_too_long,
+    response_too_large,
+)
+
+MAX_EXECUTION_SECONDS = MAX_EXECUTION_MS / 1000
+SLICE_SECONDS = SLICE_MS / 1000
 
 
 async def gather_settled(*awaitables: Any) -> list[Any]:
@@ -62,6 +91,82 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # memoized by the executor: a selection is known by its first list.
         # (type, id(first list)) -> (that list, kept alive so its id stays unique; plan)
         self._plans: dict[tuple[GraphQLObjectType, int], tuple[Any, Plan]] = {}
+        self._values = 0  # values completed so far
+        self._spent = 0.0  # seconds spent completing them, stretch by stretch
+        self._stretch = 0.0  # when the current synchronous stretch began
+        self._nesting = 0  # execute_fields calls on the stack (0: a stretch begins)
+        self._used = 0.0  # seconds of the loop used since the last pause
+        self._round: asyncio.Future[None] | None = None  # paused work waits for it
+        self.refusal: GraphQLError | None = None  # the budget ran out
+
+    def _count(self, values: int) -> None:
+        if self.refusal is not None:
+            raise self.refusal
+        self._values += values
+        if self._values > MAX_RESPONSE_VALUES:
+            self.refusal = response_too_large()
+            raise self.refusal
+
+    def build_response(self, data: dict[str, Any] | None) -> Any:
+        response = super().build_response(data)
+        if self.refusal is not None:
+            return ExecutionResult(None, [self.refusal])  # one error, not one per field
+        return response
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: Any,
+        position_context: Any,
+    ) -> Any:
+        """Every object's fields pass here: count them, time the stretch, and
+        pause it once it has run SLICE_MS."""
+        now = perf_counter()
+        if self._nesting == 0:
+            self._stretch = now
+        if self._round is not None or self._used + (now - self._stretch) > SLICE_SECONDS:
+            paused = self._pause()
+            if paused is not None:
+                return self._after(paused, parent_type, source_value, path, grouped_field_set,
+                                   position_context)  # fmt: skip
+        self._count(len(grouped_field_set))
+        self._nesting += 1
+        try:
+            return self._execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        finally:
+            self._nesting -= 1
+            if self._nesting == 0:
+                spent = perf_counter() - self._stretch
+                self._spent += spent
+                self._used += spent
+                if self._spent > MAX_EXECUTION_SECONDS and self.refusal is None:
+                    self.refusal = execution_too_long()
+
+    def _pause(self) -> asyncio.Future[None] | None:
+        """The round to wait for: this request has had its slice of the loop's
+        iteration. The next round opens once the loop has run what else is ready."""
+        if self._round is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # executed without a loop (execute_sync): nothing to share
+                return None
+            self._round = loop.create_future()
+            loop.call_soon(self._open_round)
+        return self._round
+
+    def _open_round(self) -> None:
+        opened, self._round, self._used = self._round, None, 0.0
+        if opened is not None and not opened.done():
+            opened.set_result(None)
+
+    async def _after(self, paused: asyncio.Future[None], *args: Any) -> Any:
+        await paused
+        result = self.execute_fields(*args)
+        return await result if self.is_awaitable(result) else result
 
     def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan:
         first = next(iter(grouped_field_set.values()), None)
@@ -82,7 +187,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self._plans[key] = (first, plan)
         return plan
 
-    def execute_fields(
+    def _execute_fields(
         self,
         parent_type: GraphQLObjectType,
         source_value: Any,
@@ -152,6 +257,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if plan is not None and isinstance(items, list | tuple):
             out = _rows(plan, items)
             if out is not None:
+                self._count(len(items) * len(plan))
                 return out
         return super().complete_iterable_value(
             item_type, field_details_list, info, path, items, position_context

@@ -407,5 +407,12 @@ class RequestLimits(SchemaExtension):
 
 
 def limit_extensions() -> list[Callable[[], SchemaExtension]]:
-    """The extensions for `strawberry.Schema(extensions=[...])`."""
-    return [functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS), RequestLimits]
+    """The extensions for `strawberry.Schema(extensions=[...])`: the limits, then
+    the introspection cache (which answers only what the limits let through)."""
+    from okrgraph.schema.introspection import IntrospectionCache
+
+    return [
+        functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
+        RequestLimits,
+        IntrospectionCache,
+    ]
