@@ -65,12 +65,12 @@ async def token_id(db: AsyncSession, org_id: uuid.UUID, secret: str) -> uuid.UUI
 @pytest.mark.parametrize(
     ("role", "scopes", "outcome"),
     [
-        ("viewer", ["read"], "CreateApiTokenSuccess"),
+        ("viewer", ["read"], "Forbidden"),  # a read-only token writes nothing
         ("viewer", ["read", "write"], "Forbidden"),  # wider than the calling token
         ("member", ["read", "write"], "CreateApiTokenSuccess"),
         ("member", ["admin"], "Forbidden"),  # wider than the token (and the role)
         ("lead", ["read"], "CreateApiTokenSuccess"),
-        ("read_only_admin", ["read"], "CreateApiTokenSuccess"),
+        ("read_only_admin", ["read"], "Forbidden"),
         ("read_only_admin", ["read", "write"], "Forbidden"),
         ("admin", ["read", "write", "admin"], "CreateApiTokenSuccess"),
         ("integration", ["read"], "Forbidden"),  # integrations have no self
@@ -333,3 +333,17 @@ async def test_another_org_cannot_see_or_revoke_our_tokens(
     still = await data(client, people.tokens["member"], WHOAMI)
     assert still["viewer"]["person"] is not None
     assert await count(db, other, Person, Person.org_role == OrgRole.ADMIN) == 1
+
+
+async def test_a_read_only_token_may_revoke_itself_and_nothing_else(
+    client: httpx.AsyncClient, db: AsyncSession, people: Cast
+) -> None:
+    member = people.member_id
+    sibling = await create(client, people.tokens["member"], scopes=["read"])
+    _, read_only = await make_token(db, people.org_id, scopes=["read"], person_id=member)
+    own_id = to_global_id("ApiToken", await token_id(db, people.org_id, read_only))
+    other = (await data(client, read_only, REVOKE, id=sibling["token"]["id"]))["revokeApiToken"]
+    assert other["__typename"] == "Forbidden"
+    own = (await data(client, read_only, REVOKE, id=own_id))["revokeApiToken"]
+    assert own["__typename"] == "ApiTokenSuccess"
+    assert own["token"]["revokedAt"] is not None

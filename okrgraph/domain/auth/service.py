@@ -4,9 +4,10 @@
 - Any person creates tokens for themselves, with scopes their role allows
   (VIEWER: read, write — `write` lets a VIEWER change their own inbox and
   nothing else; MEMBER: read, write; ADMIN: all) and no wider than the token
-  they call with (a read-only token cannot mint a writing one).
+  they call with; a read-only token creates none.
 - People revoke their own tokens (again no wider than the calling token);
-  admins revoke any.
+  admins revoke any. A read-only token writes nothing but may revoke itself:
+  that only takes access away (the kill switch for a leaked token).
 
 The secret is returned once by `create_api_token` and never stored.
 """
@@ -72,6 +73,8 @@ async def create_api_token(
 ) -> tuple[ApiToken, str]:
     """A token for a person (the caller unless given) or an integration; (row, secret)."""
     now = now or datetime.now(UTC)
+    if not principal.has_scope("write"):
+        raise Forbidden("A read-only token writes nothing, tokens included; use a write token.")
     if principal.person_id is None and not principal.is_admin:
         raise Forbidden("Only admins create tokens for integrations.")
     name = text_field(name, "input.name", max_length=200)
@@ -158,6 +161,8 @@ async def revoke_api_token(
     ).scalar_one_or_none()
     if token is None or not may_see_token(principal, token):
         raise NotFound("ApiToken", token_id)
+    if not principal.has_scope("write") and token.id != principal.token_id:
+        raise Forbidden("A read-only token may revoke only itself; use a write token.")
     if not principal.is_admin and not set(token.scopes) <= effective_scopes(principal):
         raise Forbidden("Revoke a token with wider scopes using a token that has them.")
     if token.revoked_at is None:

@@ -48,8 +48,8 @@ from tests.api.security.world import (
 ADMIN = frozenset({"admin"})
 PEOPLE = frozenset(PERSON_OF)  # every principal that is a person
 INTEGRATIONS = frozenset({"integration_write", "integration_read"})
-# A person's `write` token: what may change the person's own inbox.
-INBOX_WRITERS = PEOPLE - {"read_only"}
+# A person's `write` token: what may change the person's own state (inbox, tokens).
+PERSONAL_WRITERS = PEOPLE - {"read_only"}
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ CASES = [
          ADMIN | {"integration_write"}),
     # tokens: one's own (within one's role and calling token), admins any
     Case("createApiToken", "for oneself, read",
-         lambda w, p: _i(name="mine", scopes=["read"]), PEOPLE),
+         lambda w, p: _i(name="mine", scopes=["read"]), PERSONAL_WRITERS),
     Case("createApiToken", "for a member",
          lambda w, p: _i(name="theirs", scopes=["read"], personId=w.gid("member")),
          ADMIN | {"member"}),
@@ -205,13 +205,13 @@ CASES = [
          ADMIN),
     Case("rotateWebhookSecret", "", lambda w, p: {"id": w.gid("endpoint")}, ADMIN),
     # notifications: one's own only, with a `write` token (a VIEWER's too)
-    Case("markNotificationsRead", "one's own", _own_note, INBOX_WRITERS),
+    Case("markNotificationsRead", "one's own", _own_note, PERSONAL_WRITERS),
     Case("markNotificationsRead", "the owner's", lambda w, p: {"ids": [w.gid("note_owner")]},
          frozenset({"owner"}),
          refused_as=NOT_THEIRS | dict.fromkeys(INTEGRATIONS | {"read_only"}, "Forbidden")),
     Case("setNotificationPreference", "",
          lambda w, p: {"kind": "CHECK_IN_DUE", "channel": "EMAIL", "enabled": False},
-         INBOX_WRITERS),
+         PERSONAL_WRITERS),
 ]  # fmt: skip
 
 
