@@ -1,4 +1,5 @@
-"""Limits on every GraphQL request, all checked before anything executes.
+"""Limits on every GraphQL request, checked before anything executes (and a
+budget for execution itself, below).
 
 A refused request never reaches a resolver or the database: it gets a request
 error (no `data`) whose `extensions.code` names the limit. The numbers live
@@ -18,15 +19,33 @@ here and are listed in README.md ("Limits") and docs/limits.md:
 - `MAX_PAGE_SIZE` (100) for `first`/`last`; `DEFAULT_PAGE_SIZE` (20) when a
   connection is asked without `first` -> `PAGE_SIZE_TOO_LARGE`.
 - `MAX_COST` (250,000): the most fields the response could hold. Every
-  selected field costs 1 per parent object; a connection multiplies the cost of
-  its selection by its page size (`first`, else the argument's schema default,
-  else `DEFAULT_PAGE_SIZE`), a plain list of objects by `DEFAULT_PAGE_SIZE`
-  -> `QUERY_TOO_COMPLEX`. At the ~10 us per field measured for plain
-  Strawberry resolvers, the worst case is about 2.5 s of CPU.
+  selected field costs 1 per parent object; a field with `first` (connections,
+  and the short lists `kpis`, `terms`, `objectives` of a closing) multiplies
+  the cost of its selection by its page size (`first`, else the argument's
+  schema default, else `DEFAULT_PAGE_SIZE`). Every other list has a real,
+  enforced maximum in `LIST_BOUNDS` (`nodes(ids:)` counts its ids) and counts
+  it; a test walks the schema so that no list is unbounded. Variables and
+  arguments are coerced as the executor coerces them (`{"n": 100.0}` is 100,
+  defaults apply) -> `QUERY_TOO_COMPLEX`. Introspection lists count their mean
+  length over the schema (types, fields per type, args per field, ...), so
+  `__schema { types { fields { args ... } } }` counts what it returns.
+- After SQL, execution itself is budgeted (okrgraph/schema/execution.py):
+  `MAX_RESPONSE_VALUES` (250,000) completed values and `MAX_EXECUTION_MS`
+  (5,000 ms) of completing them on the event loop, else the whole result is
+  one `RESPONSE_TOO_LARGE` or `EXECUTION_TOO_LONG` error (no `data`); the
+  compiled path (compiled/) refuses a JSON text over `MAX_RESPONSE_BYTES`
+  (10 MB) as `RESPONSE_TOO_LARGE`. A request that has used `SLICE_MS` (20 ms)
+  of the loop since it last paused waits for the loop to run what else is
+  ready, so no request stalls the others. Measured: an allowed 246,658-cost
+  introspection query takes ~2.4 s of CPU; other requests kept answering.
 - Batching is off (a JSON array body is a 400), so one operation per request.
 - Every SQL statement stops after `settings.statement_timeout_ms` (5,000 ms).
 - Introspection stays on; graphql-core's `MaxIntrospectionDepthRule` (on by
-  default) stops recursive introspection queries.
+  default) stops recursive introspection queries; introspection-only queries
+  are answered from a cache (introspection.py); requests without a token are
+  rate-limited per client address (`settings.anonymous_burst` 30, then
+  `anonymous_per_second` 1) -> 429 `RATE_LIMITED` with `Retry-After`
+  (okrgraph/api/ratelimit.py).
 """
 
 from __future__ import annotations
