@@ -1,5 +1,5 @@
 """`python -m okrgraph` is `okr` (how `okr dev` starts its children)."""
 
-from okrgraph.cli import app
+from okrgraph.cli import main
 
-app(prog_name="okr")
+main()

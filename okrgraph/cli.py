@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Coroutine
+import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
-from okrgraph.devmode import say as _say
-from okrgraph.devmode import seed_database
+from okrgraph.cli_checks import (
+    CONNECT_TIMEOUT_S,
+    check_database,
+    check_port,
+    check_redis,
+    checked_database_url,
+    configured_database_url,
+    configured_redis_url,
+    explain,
+    fail,
+    require,
+    require_secret_keys,
+    setup_logging,
+    where,
+)
+from okrgraph.cli_operators import org_app, token_app
+from okrgraph.devmode import say, seed_database
 
 # markdown: docstrings wrapped in the source re-flow in --help
 app = typer.Typer(
@@ -19,112 +33,29 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
-token_app = typer.Typer(help="API tokens.", no_args_is_help=True, rich_markup_mode="markdown")
 app.add_typer(token_app, name="token")
+app.add_typer(org_app, name="org")
 webhooks_app = typer.Typer(
     help="Webhook endpoints (operators).", no_args_is_help=True, rich_markup_mode="markdown"
 )
 app.add_typer(webhooks_app, name="webhooks")
 
-CONNECT_TIMEOUT_S = 10.0
 
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    _say(f"okr: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _setup_logging() -> None:
-    # arq and okrgraph log through the root logger; uvicorn configures its own.
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
-def _where(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
+def main(args: list[str] | None = None) -> NoReturn:
+    """The `okr` entry point: the one place where an expected failure (bad input,
+    a setting that can't be used, a server that can't be reached, a refusal by
+    the database) becomes one line on stderr and a non-zero exit, never a
+    traceback. What `explain` does not know is a bug, and shows as one."""
     try:
-        u = make_url(url)
-    except Exception:
-        return "the configured URL"
-    host = u.host or u.query.get("host") or "localhost"
-    return f"{host}{f':{u.port}' if u.port else ''}{f'/{u.database}' if u.database else ''}"
-
-
-def _database_url() -> str:
-    from okrgraph.domain.config import settings
-
-    if not settings.database_url:
-        _fail("DATABASE_URL is not set (or run `okr dev` for embedded servers)", 2)
-    return settings.database_url
-
-
-async def _check_database(url: str) -> str | None:
-    """None when the app role can connect to a migrated database, else why not."""
-    from sqlalchemy import text
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from okrgraph.domain.config import settings
-    from okrgraph.domain.db import create_engine
-
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with asyncio.timeout(CONNECT_TIMEOUT_S), engine.connect() as conn:
-            migrated = await conn.scalar(text("SELECT to_regclass('alembic_version')"))
-    except TimeoutError:
-        return f"PostgreSQL at {_where(url)} did not answer within {CONNECT_TIMEOUT_S:.0f} s"
-    except (OSError, SQLAlchemyError) as exc:
-        detail = str(getattr(exc, "orig", None) or exc)
-        hint = ""
-        if settings.app_role and f'role "{settings.app_role}" does not exist' in detail:
-            hint = "; run `okr migrate` first"
-        return f"cannot connect to PostgreSQL at {_where(url)}: {detail}{hint}"
-    finally:
-        await engine.dispose()
-    if migrated is None:
-        return f"the database at {_where(url)} is not migrated; run `okr migrate` first"
-    return None
-
-
-async def _check_redis(url: str) -> str | None:
-    import redis.asyncio as aioredis
-    from redis.exceptions import RedisError
-
-    client = aioredis.Redis.from_url(
-        url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=CONNECT_TIMEOUT_S
-    )
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        return f"cannot connect to Redis at {_where(url)}: {str(exc).rstrip('.')}"
-    finally:
-        await client.aclose()
-    return None
-
-
-def _require(check: Coroutine[Any, Any, str | None]) -> None:
-    problem = asyncio.run(check)
-    if problem:
-        _fail(problem)
-
-
-def _require_secret_keys() -> None:
-    """serve and worker refuse to start without a usable OKR_SECRET_KEYS: webhook
-    secrets can be neither stored nor used without one (`okr dev` makes its own)."""
-    from okrgraph.domain.webhooks.secrets import SecretKeyMissing, keyring
-
-    try:
-        keyring()
-    except SecretKeyMissing as exc:
-        _fail(str(exc), 2)
-
-
-def _check_port(host: str, port: int, option: str) -> None:
-    from okrgraph.embedded import port_in_use
-
-    if port_in_use(host, port):
-        _fail(f"port {port} on {host} is already in use; choose another with {option}")
+        result = app(args=args, prog_name="okr", standalone_mode=False)
+    except (Exception, KeyboardInterrupt) as exc:
+        explained = explain(exc)
+        if explained is None:
+            raise
+        message, code = explained
+        say(f"okr: {message}", err=True)
+        sys.exit(code)
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 @app.command()
@@ -137,24 +68,24 @@ def migrate(
 
     from okrgraph.domain.migrate import migrate as run
 
-    url = _database_url()
+    url = configured_database_url()
     try:
         asyncio.run(run(url, revision, down=down))
     except (OSError, RuntimeError, SQLAlchemyError) as exc:
-        _fail(f"migration failed at {_where(url)}: {getattr(exc, 'orig', None) or exc}")
-    _say(f"database {'downgraded' if down else 'migrated'} to {revision}")
+        fail(f"migration failed at {where(url)}: {getattr(exc, 'orig', None) or exc}")
+    say(f"database {'downgraded' if down else 'migrated'} to {revision}")
 
 
 @app.command()
 def seed() -> None:
     """Create the demo organisation (once) and print its admin token."""
-    url = _database_url()
-    _require(_check_database(url))
+    url = configured_database_url()
+    require(check_database(url))
     token = asyncio.run(seed_database(url))
     if token is None:
-        _say("demo organisation already exists; its admin token was shown when created")
+        say("demo organisation already exists; its admin token was shown when created")
     else:
-        _say(f"demo organisation created; admin token (shown once): {token}")
+        say(f"demo organisation created; admin token (shown once): {token}")
 
 
 @app.command()
@@ -162,19 +93,23 @@ def serve(
     host: Annotated[
         str | None, typer.Option(help="Interface (default: OKR_HOST, 127.0.0.1).")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default: OKR_PORT, 8000).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default: OKR_PORT, 8000).")
+    ] = None,
 ) -> None:
     """Run the API server (configured by the environment). Exits non-zero when
     PostgreSQL is unreachable; without Redis it starts (jobs wait in the outbox)."""
     from okrgraph.domain.config import settings
 
-    _setup_logging()
-    _require_secret_keys()
+    setup_logging()
+    require_secret_keys()
     host, port = host or settings.host, port or settings.port
-    _check_port(host, port, "--port or OKR_PORT")
-    _require(_check_database(_database_url()))
-    if settings.redis_url and (problem := asyncio.run(_check_redis(settings.redis_url))):
-        _say(f"okr: warning: {problem}; jobs wait in the outbox until it is back", err=True)
+    check_port(host, port, "--port or OKR_PORT", "--host or OKR_HOST")
+    database_url = configured_database_url()
+    redis_url = configured_redis_url()
+    require(check_database(database_url))
+    if redis_url and (problem := asyncio.run(check_redis(redis_url))):
+        say(f"okr: warning: {problem}; jobs wait in the outbox until it is back", err=True)
 
     import uvicorn
 
@@ -184,19 +119,33 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Don't run a worker: exit 0 when a worker on this host refreshed its "
+            "health key in Redis within the last few seconds, else 1 (the compose "
+            "healthcheck). Needs only REDIS_URL.",
+        ),
+    ] = False,
+) -> None:
     """Run the jobs worker (configured by the environment). Exits non-zero when
     PostgreSQL or Redis is unreachable at start; a Redis lost later is retried
-    with backoff (logged) and the worker carries on when it is back."""
+    with backoff (logged) and the worker carries on when it is back. While it
+    runs it refreshes its health key every few seconds (`okr worker --check`)."""
     from redis.exceptions import RedisError
 
-    from okrgraph.domain.config import settings
-
-    _setup_logging()
-    _require_secret_keys()
-    _require(_check_database(_database_url()))
-    redis_url = settings.redis_url or "redis://127.0.0.1:6379/0"
-    _require(_check_redis(redis_url))
+    redis_url = configured_redis_url(default="redis://127.0.0.1:6379/0")
+    assert redis_url is not None
+    if check:
+        require(_check_worker_health(redis_url))
+        say("worker healthy")
+        return
+    setup_logging()
+    require_secret_keys()
+    require(check_database(configured_database_url()))
+    require(check_redis(redis_url))
 
     from okrgraph.worker.reconnect import run
     from okrgraph.worker.settings import WorkerSettings, redis_settings
@@ -204,40 +153,34 @@ def worker() -> None:
     try:  # a Redis lost while running is waited for (worker.reconnect), not fatal
         run(WorkerSettings, redis_settings=redis_settings())
     except (RedisError, OSError) as exc:
-        _fail(f"worker stopped: Redis at {_where(redis_url)}: {exc}")
+        fail(f"worker stopped: Redis at {where(redis_url)}: {exc}")
 
 
-@token_app.command("create")
-def token_create(
-    org: Annotated[str, typer.Option(help="Organisation slug.")],
-    name: Annotated[str, typer.Option(help="What the token is for.")],
-    person: Annotated[str | None, typer.Option(help="E-mail of the person it acts as.")] = None,
-    integration: Annotated[str | None, typer.Option(help="Or the integration's name.")] = None,
-    scope: Annotated[list[str] | None, typer.Option(help="read, write, admin (repeat).")] = None,
-) -> None:
-    """Create an API token and print its secret (shown once)."""
-    from okrgraph.domain.auth.operations import create_token_for
+async def _check_worker_health(redis_url: str) -> str | None:
+    """None when this host's worker refreshed its health key lately, else why not."""
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
 
-    if (person is None) == (integration is None):
-        _fail("give exactly one of --person or --integration", 2)
-    url = _database_url()
-    _require(_check_database(url))
+    from okrgraph.worker.settings import HEALTH_CHECK_INTERVAL_S, health_check_key
+
+    key = health_check_key()
+    client = aioredis.Redis.from_url(
+        redis_url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=CONNECT_TIMEOUT_S
+    )
     try:
-        secret = asyncio.run(
-            create_token_for(
-                url,
-                org,
-                name,
-                scope or ["read"],
-                person_email=person,
-                integration_name=integration,
-            )
+        ttl_ms = await client.pttl(key)
+    except (RedisError, OSError) as exc:
+        return f"cannot connect to Redis at {where(redis_url)}: {str(exc).rstrip('.')}"
+    finally:
+        await client.aclose()
+    # The worker sets the key with a lifetime of one interval plus a second, so a
+    # key that exists was written within that; -1 (no expiry) is not the worker's.
+    if ttl_ms < 0 or ttl_ms > (HEALTH_CHECK_INTERVAL_S + 1) * 1000:
+        return (
+            f"no live worker: its health key {key} in Redis at {where(redis_url)} was "
+            f"not refreshed in the last {HEALTH_CHECK_INTERVAL_S + 1:g} s"
         )
-    except LookupError as exc:
-        _fail(str(exc))
-    except ValueError as exc:
-        _fail(str(exc), 2)
-    _say(secret)
+    return None
 
 
 @app.command("secret-key")
@@ -247,7 +190,7 @@ def secret_key() -> None:
     `okr webhooks reseal`, then drop the old key."""
     from okrgraph.domain.webhooks.secrets import new_key
 
-    _say(new_key())
+    say(new_key())
 
 
 @webhooks_app.command("reseal")
@@ -261,9 +204,9 @@ def webhooks_reseal() -> None:
     try:
         ring = keyring()
     except SecretKeyMissing as exc:
-        _fail(str(exc), 2)
-    url = _database_url()
-    _require(_check_database(url))
+        fail(str(exc), 2)
+    url = configured_database_url()
+    require(check_database(url))
 
     async def run() -> Resealed:
         engine = create_engine(url, pool_size=1)
@@ -273,10 +216,10 @@ def webhooks_reseal() -> None:
             await engine.dispose()
 
     done = asyncio.run(run())
-    _say(f"resealed {done.resealed} secret(s); {done.current} already under key {ring.current_id}")
+    say(f"resealed {done.resealed} secret(s); {done.current} already under key {ring.current_id}")
     if done.unreadable:
         ids = ", ".join(map(str, done.unreadable))
-        _fail(f"no configured key opens {len(done.unreadable)} secret(s); rotate them: {ids}")
+        fail(f"no configured key opens {len(done.unreadable)} secret(s); rotate them: {ids}")
 
 
 def _default_data_dir() -> str:
@@ -287,7 +230,7 @@ def _default_data_dir() -> str:
 
 @app.command()
 def dev(
-    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="API port.")] = 8000,
     data_dir: Annotated[
         Path | None,
         typer.Option(
@@ -303,10 +246,17 @@ def dev(
     from okrgraph.embedded import DataDirBusy, DataDirLock
 
     data_dir = (data_dir or Path(_default_data_dir())).expanduser().resolve()
-    _check_port(settings.host, port, "--port")
+    check_port(settings.host, port, "--port", "OKR_HOST")
+    if settings.database_url:
+        checked_database_url(settings.database_url)
+    configured_redis_url()
     try:
         with DataDirLock(data_dir), Supervisor() as sup:
             code = run_dev(sup, settings.host, port, data_dir)
     except DataDirBusy as exc:
-        _fail(f"{exc}; stop it first or pass another --data-dir")
+        fail(f"{exc}; stop it first or pass another --data-dir")
     raise typer.Exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import fcntl
 import json
 import os
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -39,14 +40,32 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def port_in_use(host: str, port: int) -> bool:
     """Whether `host:port` can't be bound (as uvicorn binds it: SO_REUSEADDR)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return bind_problem(host, port) is not None
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Why a server could not listen on `host:port` (as uvicorn binds it:
+    SO_REUSEADDR), in words naming what is wrong; None when it can."""
+    if not 1 <= port <= 65535:
+        return f"port {port} is not a TCP port (1-65535)"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError):
+        return f"host {host!r} is not an address or a name this machine can resolve"
+    family, _, _, _, address = infos[0]
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
+            s.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is already in use"
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return f"host {host} is not an address of this machine"
+            if exc.errno == errno.EACCES:
+                return f"port {port} on {host} needs privileges this process lacks"
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 def die_with_parent() -> Callable[[], None] | None:
@@ -71,12 +90,25 @@ class DataDirBusy(RuntimeError):
     pass
 
 
-class DataDirLock:
-    """An exclusive lock on a data directory: one `okr dev` per directory."""
+DEV_OWNER = "okr dev"
 
-    def __init__(self, data_dir: Path) -> None:
+
+class DataDirLock:
+    """An exclusive lock on a data directory: one `okr dev` per directory (or one
+    operator command that started its PostgreSQL for a moment, see dev_database).
+    The lock file names its holder: `<owner> (pid N)`."""
+
+    def __init__(self, data_dir: Path, owner: str = DEV_OWNER) -> None:
         self.path = data_dir / ".okr-dev.lock"
+        self.owner = owner
         self._file: IO[str] | None = None
+
+    def holder(self) -> str:
+        """Who holds the lock, as its file says ("" when unknown)."""
+        try:
+            return self.path.read_text().strip()
+        except OSError:
+            return ""
 
     def __enter__(self) -> DataDirLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +121,7 @@ class DataDirLock:
             f.close()
             raise DataDirBusy(f"{self.path.parent} is in use by {owner}") from None
         f.truncate(0)
-        f.write(f"okr dev (pid {os.getpid()})\n")
+        f.write(f"{self.owner} (pid {os.getpid()})\n")
         f.flush()
         self._file = f
         return self
@@ -303,3 +335,86 @@ class EmbeddedServers:
     def stop(self) -> None:
         self.redis.stop()
         self.postgres.stop()
+
+
+class NoDevDatabase(RuntimeError):
+    """A data directory whose embedded PostgreSQL can't be used now (says why, and what to do)."""
+
+
+def running_postgres_url(pgdata: Path) -> str | None:
+    """The URL of a PostgreSQL server that runs on `pgdata` and is ready, read from
+    its postmaster.pid; None when there is none. Starts nothing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: no XDG_RUNTIME_DIR
+        from pgserver.utils import PostmasterInfo
+
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (OSError, ValueError, AssertionError):  # absent, or being written
+        return None
+    if info is None or info.process is None or info.status != "ready":
+        return None
+    try:  # a pid file whose pid now belongs to another program
+        if info.process.name() != "postgres" or not info.is_running():
+            return None
+    except psutil.Error:
+        return None
+    return str(info.get_uri())
+
+
+@dataclass(frozen=True)
+class DevDatabase:
+    url: str
+    started: bool  # True when started for this command (okr dev was not running)
+
+
+BUSY_WAIT_S = 60.0
+
+
+@contextlib.contextmanager
+def dev_database(data_dir: Path, purpose: str) -> Iterator[DevDatabase]:
+    """The embedded PostgreSQL of `okr dev`'s data directory, for an operator
+    command (`purpose` names it in the directory's lock file):
+
+    - `okr dev` runs there: the URL of its server, read from its postmaster.pid.
+      Nothing is started: one server per data directory, always.
+    - nobody runs there: the server is started for the duration of the command,
+      under the directory's lock (so `okr dev` can't start beside it meanwhile),
+      and stopped after.
+    - another operator command holds the directory for a moment: wait for it.
+    """
+    pgdata = (data_dir / "pg").resolve()
+    if not (pgdata / "PG_VERSION").exists():
+        raise NoDevDatabase(
+            f"--data-dir {data_dir}: no embedded PostgreSQL there; run "
+            f"`okr dev --data-dir {data_dir}` once first (if okr dev there uses "
+            "DATABASE_URL, set DATABASE_URL instead)"
+        )
+    lock = DataDirLock(data_dir, owner=purpose)
+    deadline = time.monotonic() + BUSY_WAIT_S
+    while True:
+        try:
+            lock.__enter__()
+            break
+        except DataDirBusy as busy:
+            if lock.holder().startswith(f"{DEV_OWNER} ("):
+                url = running_postgres_url(pgdata)
+                if url is None:
+                    raise NoDevDatabase(
+                        f"okr dev on {data_dir} is starting or stopping; try again once "
+                        "it prints 'okrgraph is running'"
+                    ) from None
+                yield DevDatabase(url, started=False)
+                return
+            if time.monotonic() > deadline:
+                raise NoDevDatabase(f"{busy}; try again when it is done") from None
+            time.sleep(0.2)  # flock offers no timeout to wait on; the holder is brief
+    try:
+        pg = EmbeddedPostgres(pgdata)
+        url = pg.start()
+        try:
+            yield DevDatabase(url, started=True)
+        finally:
+            pg.stop()
+    finally:
+        lock.__exit__(None, None, None)
