@@ -6,10 +6,18 @@ jobs a second. Ours are short SQL statements, so the worker polls every
 Measured by bench/scores.py (2 loaded CPUs, jobs of a few ms): 108 jobs/s with
 the defaults, 136 with these; the poll delay is what a check-in waits for
 (0.5 s polling alone would add ~250 ms to the ~100-150 ms commit-to-published).
+
+Health: arq refreshes its health key once per `health_check_interval` (an hour
+by default), with a lifetime of that plus a second, from its poll loop. Here
+every 5 s, so the key vanishes 6 s after a worker stops polling (hung, stopped,
+killed) and `okr worker --check` (docker-compose's healthcheck) fails. The key
+is one per host, so a hung worker's check is not passed by a healthy worker
+elsewhere (one container is one host).
 """
 
 from __future__ import annotations
 
+import socket
 from typing import Any, ClassVar
 
 from arq import cron, func
@@ -25,6 +33,14 @@ from okrgraph.worker.jobs.scores import full_recalculation, recalculate_scores
 
 POLL_DELAY_S = 0.05
 MAX_JOBS = 50
+HEALTH_CHECK_INTERVAL_S = 5
+
+
+def health_check_key() -> str:
+    """This host's worker health key (arq's default queue name + host name)."""
+    from arq.constants import default_queue_name, health_check_key_suffix
+
+    return f"{default_queue_name}{health_check_key_suffix}:{socket.gethostname()}"
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -61,6 +77,8 @@ class WorkerSettings:
     on_shutdown = shutdown
     redis_settings = redis_settings()
     poll_delay = POLL_DELAY_S
+    health_check_interval = HEALTH_CHECK_INTERVAL_S
+    health_check_key = health_check_key()
     max_jobs = MAX_JOBS
     job_timeout = 300
     keep_result = 60
