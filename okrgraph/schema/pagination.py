@@ -1,4 +1,7 @@
-"""Cursor connections (Relay): `first`/`after`, keyset cursors, a capped page size."""
+"""Cursor connections per the Relay Cursor Connections spec
+(https://relay.dev/graphql/connections.htm): `first`/`after`, keyset cursors, a
+capped page size, and a complete `PageInfo`. Lists page forward only; the spec
+lets `hasPreviousPage` be false then."""
 
 from __future__ import annotations
 
@@ -28,10 +31,20 @@ class BadPageArguments(ClientError):
     code = "BAD_PAGE_ARGUMENTS"
 
 
-@strawberry.type(description="Where a page ends and whether more follow.")
+@strawberry.type(description="Where a page starts and ends and whether more follow (Relay).")
 class PageInfo:
     has_next_page: bool = strawberry.field(description="More items follow this page.")
-    end_cursor: str | None = strawberry.field(description="Pass as `after` for the next page.")
+    has_previous_page: bool = strawberry.field(
+        description="Always false: lists page forward only (`first`/`after`), as the Relay "
+        "spec allows; a client keeps the pages it has read."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="Cursor of the page's first item; null for an empty page."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="Cursor of the page's last item, to pass as `after` for the next page; "
+        "null for an empty page."
+    )
 
 
 @strawberry.type(description="An item of a connection with its cursor.")
@@ -61,10 +74,14 @@ class Connection(Generic[T]):
     @strawberry.field(description="Paging state.")
     def page_info(self) -> PageInfo:
         visible = self.rows[: self.page.first]
-        last = visible[-1] if visible else None
+        column = self.order.column
+        ends = [visible[0], visible[-1]] if visible else []
+        cursors = [encode_cursor(getattr(r, column), r.id) for r in ends]
         return PageInfo(
             has_next_page=len(self.rows) > self.page.first,
-            end_cursor=encode_cursor(getattr(last, self.order.column), last.id) if last else None,
+            has_previous_page=False,
+            start_cursor=cursors[0] if cursors else None,
+            end_cursor=cursors[-1] if cursors else None,
         )
 
 
