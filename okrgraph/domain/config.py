@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     host: str = "127.0.0.1"
     port: int = 8000
+    outbox_retention_hours: float = Field(
+        default=168,
+        gt=0,
+        description=(
+            "How long an outbox event is kept once every consumer is done with it "
+            "(pending recalculation events are never pruned); the worker prunes hourly."
+        ),
+    )
 
 
 settings = Settings()

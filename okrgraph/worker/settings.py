@@ -29,6 +29,7 @@ from okrgraph.worker.jobs.cycles import roll_cycles
 from okrgraph.worker.jobs.health import health
 from okrgraph.worker.jobs.kpis import sync_kpi_key_results
 from okrgraph.worker.jobs.outbox import refresh_scores, relay_outbox
+from okrgraph.worker.jobs.retention import prune_outbox
 from okrgraph.worker.jobs.scores import full_recalculation, recalculate_scores
 
 POLL_DELAY_S = 0.05
@@ -72,6 +73,8 @@ class WorkerSettings:
         cron(refresh_scores, minute=set(range(0, 60, 10)), second=0, keep_result=0),
         # Hourly, by each organisation's calendar: grade ended cycles, close graded ones.
         cron(roll_cycles, minute=5, second=0, run_at_startup=True, keep_result=0),
+        # Hourly: delete outbox events every consumer is done with, past retention.
+        cron(prune_outbox, minute=35, second=0, keep_result=0),
     ]
     on_startup = startup
     on_shutdown = shutdown
