@@ -13,22 +13,24 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.errors import Forbidden
+from okrgraph.domain.errors import ErrorCode, Forbidden
 from okrgraph.domain.models import Objective
 from okrgraph.domain.models.enums import Level, OrgRole
 
 
 def require_write(principal: Principal) -> None:
     if not principal.has_scope("write"):
-        raise Forbidden("This token lacks the `write` scope.")
+        raise Forbidden("This token lacks the `write` scope.", ErrorCode.MISSING_SCOPE)
     if principal.org_role is OrgRole.VIEWER:
-        raise Forbidden("Viewers cannot change anything.")
+        raise Forbidden("Viewers cannot change anything.", ErrorCode.VIEWER_READ_ONLY)
 
 
 def require_admin(principal: Principal) -> None:
     require_write(principal)
     if not principal.is_admin:
-        raise Forbidden("Only an admin (with an `admin`-scoped token) may do this.")
+        raise Forbidden(
+            "Only an admin (with an `admin`-scoped token) may do this.", ErrorCode.ADMIN_REQUIRED
+        )
 
 
 async def leads_team(session: AsyncSession, person_id: uuid.UUID, team_id: uuid.UUID) -> bool:
@@ -71,7 +73,10 @@ async def require_objective_editor(
 ) -> None:
     require_write(principal)
     if not await may_edit_objective(session, principal, objective):
-        raise Forbidden("Only the objective's owner, a lead of its team, or an admin may do this.")
+        raise Forbidden(
+            "Only the objective's owner, a lead of its team, or an admin may do this.",
+            ErrorCode.NOT_OWNER,
+        )
 
 
 async def require_key_result_writer(
@@ -85,4 +90,7 @@ async def require_key_result_writer(
     if owner_id is not None and owner_id == principal.person_id:
         return
     if not await may_edit_objective(session, principal, objective):
-        raise Forbidden("Only the key result's owner, its objective's editors or an admin may.")
+        raise Forbidden(
+            "Only the key result's owner, its objective's editors or an admin may.",
+            ErrorCode.NOT_OWNER,
+        )

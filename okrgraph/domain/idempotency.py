@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.errors import Conflict, ValidationFailed
+from okrgraph.domain.errors import Conflict, ErrorCode, ValidationFailed
 from okrgraph.domain.models import IdempotencyKey
 
 MAX_KEY_LENGTH = 200
@@ -25,7 +25,11 @@ MAX_KEY_LENGTH = 200
 
 def check_key(key: str) -> None:
     if not 1 <= len(key) <= MAX_KEY_LENGTH:
-        raise ValidationFailed("idempotencyKey", f"Use 1 to {MAX_KEY_LENGTH} characters.")
+        raise ValidationFailed(
+            "idempotencyKey",
+            f"Use 1 to {MAX_KEY_LENGTH} characters.",
+            ErrorCode.TEXT_TOO_LONG if key else ErrorCode.REQUIRED,
+        )
 
 
 # hashtextextended: a 64-bit key for pg_advisory_xact_lock; the namespace keeps it
@@ -57,7 +61,10 @@ async def recall(
     if first is None:
         return None
     if first.operation != operation or first.request_hash != request_hash:
-        raise Conflict("This idempotency key was used for a different request.")
+        raise Conflict(
+            "This idempotency key was used for a different request.",
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+        )
     return first.response
 
 

@@ -12,7 +12,7 @@ import math
 from datetime import UTC, date, datetime, time
 
 from okrgraph.domain import scoring
-from okrgraph.domain.errors import ValidationFailed
+from okrgraph.domain.errors import ErrorCode, ValidationFailed
 
 # Numbers (KR start/target/check-ins, KPI target/thresholds/measurements):
 # |x| <= 1e15. Every integer in range is exact in a float8, and differences,
@@ -49,16 +49,16 @@ DATETIME_RULE = (
 def text_field(value: str, field: str, *, max_length: int, required: bool = True) -> str:
     value = value.strip()
     if required and not value:
-        raise ValidationFailed(field, "Must not be empty.")
+        raise ValidationFailed(field, "Must not be empty.", ErrorCode.REQUIRED)
     if len(value) > max_length:
-        raise ValidationFailed(field, f"At most {max_length} characters.")
+        raise ValidationFailed(field, f"At most {max_length} characters.", ErrorCode.TEXT_TOO_LONG)
     return value
 
 
 def number(value: float, field: str) -> float:
     """A value of a key result or KPI, within +-MAX_ABS_NUMBER."""
     if not math.isfinite(value) or abs(value) > MAX_ABS_NUMBER:
-        raise ValidationFailed(field, NUMBER_RULE)
+        raise ValidationFailed(field, NUMBER_RULE, ErrorCode.VALUE_OUT_OF_RANGE)
     return value
 
 
@@ -68,22 +68,22 @@ def optional_number(value: float | None, field: str) -> float | None:
 
 def weight(value: float, field: str) -> float:
     if not (value == 0 or MIN_WEIGHT <= value <= MAX_WEIGHT):  # NaN fails both
-        raise ValidationFailed(field, WEIGHT_RULE)
+        raise ValidationFailed(field, WEIGHT_RULE, ErrorCode.VALUE_OUT_OF_RANGE)
     return value
 
 
 def day(value: date, field: str) -> date:
     """A calendar date within MIN_DATE..MAX_DATE."""
     if not MIN_DATE <= value <= MAX_DATE:
-        raise ValidationFailed(field, DATE_RULE)
+        raise ValidationFailed(field, DATE_RULE, ErrorCode.VALUE_OUT_OF_RANGE)
     return value
 
 
 def instant(value: datetime, field: str) -> datetime:
     """An aware datetime within MIN_DATETIME..MAX_DATETIME."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationFailed(field, "Needs a time zone.")
+        raise ValidationFailed(field, "Needs a time zone.", ErrorCode.TIME_ZONE_REQUIRED)
     # Compared as aware datetimes: no conversion that could overflow near year 1 or 9999.
     if not MIN_DATETIME <= value <= MAX_DATETIME:
-        raise ValidationFailed(field, DATETIME_RULE)
+        raise ValidationFailed(field, DATETIME_RULE, ErrorCode.VALUE_OUT_OF_RANGE)
     return value

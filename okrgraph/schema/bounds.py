@@ -22,7 +22,7 @@ from strawberry.types.base import get_object_definition, has_object_definition
 from strawberry.utils.str_converters import to_camel_case
 
 from okrgraph.domain import validation
-from okrgraph.domain.errors import ValidationFailed
+from okrgraph.domain.errors import ErrorCode, ValidationFailed
 
 BOUND = "okr.bound"  # metadata key: ("text", max_length) | ("number",) | ("weight",) | ...
 
@@ -90,7 +90,7 @@ def _check(value: Any, path: str, bound: tuple[Any, ...] | None) -> None:
     if isinstance(value, str):
         limit = int(bound[1]) if bound and kind == "text" else validation.ID
         if len(value) > limit:
-            raise ValidationFailed(path, f"At most {limit:,} characters.")
+            raise ValidationFailed(path, f"At most {limit:,} characters.", ErrorCode.TEXT_TOO_LONG)
     elif isinstance(value, float | int) and kind in ("number", "weight", None):
         if isinstance(value, float) or kind is not None:
             (validation.weight if kind == "weight" else validation.number)(float(value), path)

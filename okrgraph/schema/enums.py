@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import enum
+from typing import TypeVar
+
 import strawberry
 
+from okrgraph.domain.errors import ErrorCode
 from okrgraph.domain.models.enums import (
     Cadence,
     CycleState,
@@ -23,6 +27,18 @@ from okrgraph.domain.models.enums import (
     TeamRole,
 )
 
+E = TypeVar("E", bound=type[enum.Enum])
+
+
+def described_enum(cls: E, *, name: str, description: str) -> E:
+    """Register a domain enum whose members carry a `description` (the rule each
+    value stands for) with those descriptions on its GraphQL values."""
+    strawberry.enum(cls, name=name, description=description)
+    for value in cls.__strawberry_definition__.values:  # type: ignore[attr-defined]
+        value.description = cls[value.name].description  # type: ignore[attr-defined]
+    return cls
+
+
 strawberry.enum(OrgRole, description="A person's role in the organisation.")
 strawberry.enum(TeamRole, description="A person's role in a team.")
 strawberry.enum(Cadence, description="Length of a cycle.")
@@ -39,9 +55,16 @@ strawberry.enum(Outcome, description="How an objective ended its cycle.")
 strawberry.enum(Direction, description="Which way a KPI should move.")
 strawberry.enum(KpiCadence, description="How often a KPI is measured.")
 strawberry.enum(Health, description="A KPI's health against its thresholds.")
+described_enum(
+    ErrorCode,
+    name="UserErrorCode",
+    description="Why a change was refused: what a client branches on (messages are for "
+    "people and may change). Each value documents its rule.",
+)
 
 __all__ = [
     "Cadence",
+    "ErrorCode",
     "CycleState",
     "Direction",
     "Health",

@@ -4,7 +4,9 @@
 validation, limits, resolvers, extensions) before it is sent, and:
 
 - passes our `ClientError`s, GraphQL's own request errors and the domain's
-  `DomainError`s (their messages are written for clients) through, with a code;
+  `DomainError`s (their messages are written for clients) through, with a code
+  (a `DomainError` raised outside a mutation payload, e.g. a bad `after` cursor,
+  also gives its `UserErrorCode` as `extensions.userErrorCode`);
 - replaces anything else by "Internal server error" (code `INTERNAL`) and logs
   the original with its traceback;
 - drops graphql-core's "Did you mean ...?" suggestions unless in dev mode.
@@ -121,6 +123,8 @@ class OkrSchema(strawberry.Schema):
             log.info("client error %s: %s", code, error.message)
             if error.extensions is None or "code" not in error.extensions:
                 error.extensions = {**(error.extensions or {}), "code": code}
+            if isinstance(error.original_error, domain.DomainError):
+                error.extensions["userErrorCode"] = error.original_error.code.value
             if not dev:
                 error.message = SUGGESTION.sub("", error.message)
 

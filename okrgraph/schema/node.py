@@ -71,11 +71,11 @@ def expect_id(global_id: str, *type_names: str) -> uuid.UUID | None:
 
 def parse_id(global_id: str, type_name: str, field: str) -> uuid.UUID:
     """The uuid of an input id of `type_name`; a ValidationFailed on `field` otherwise."""
-    from okrgraph.domain.errors import ValidationFailed
+    from okrgraph.domain.errors import ErrorCode, ValidationFailed
 
     parsed = expect_id(global_id, type_name)
     if parsed is None:
-        raise ValidationFailed(field, f"Not a {type_name} id.")
+        raise ValidationFailed(field, f"Not a {type_name} id.", ErrorCode.INVALID_ID)
     return parsed
 
 

@@ -26,21 +26,29 @@ from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.models import Base
 from okrgraph.schema.bounds import check_arguments
 from okrgraph.schema.context import Info
+from okrgraph.schema.enums import ErrorCode  # registered as the GraphQL `UserErrorCode`
 from okrgraph.schema.node import NODE_KINDS
 from okrgraph.schema.permissions import require_principal
 
 R = TypeVar("R")
 
 
-@strawberry.interface(description="A problem with the request that the caller can fix.")
+@strawberry.interface(
+    description="A problem with the request that the caller can fix. Branch on `code`; "
+    "`message` is for people and may change."
+)
 class UserError:
     message: str = strawberry.field(description="What went wrong, for people.")
+    code: ErrorCode = strawberry.field(
+        description="Which rule refused the change: stable, for clients to branch on."
+    )
 
 
 @strawberry.type(description="One invalid input field.")
 class FieldError:
     field: str = strawberry.field(description="Input path, e.g. `input.target`.")
     message: str = strawberry.field(description="What is wrong with it.")
+    code: ErrorCode = strawberry.field(description="Which rule it breaks.")
 
 
 @strawberry.type(description="The input breaks a rule; nothing was changed.")
@@ -73,14 +81,15 @@ def user_error(exc: errors.DomainError) -> UserError:
     if isinstance(exc, errors.ValidationFailed):
         return ValidationError(
             message=exc.message,
+            code=exc.code,
             field=exc.field,
-            errors=[FieldError(field=exc.field, message=exc.message)],
+            errors=[FieldError(field=exc.field, message=exc.message, code=exc.code)],
         )
     if isinstance(exc, errors.NotFound):
-        return NotFoundError(message=exc.message, id=None)
+        return NotFoundError(message=exc.message, code=exc.code, id=None)
     if isinstance(exc, errors.Forbidden):
-        return ForbiddenError(message=exc.message)
-    return ConflictError(message=exc.message)
+        return ForbiddenError(message=exc.message, code=exc.code)
+    return ConflictError(message=exc.message, code=exc.code)
 
 
 def _db_error(exc: DBAPIError) -> errors.DomainError:
@@ -88,9 +97,15 @@ def _db_error(exc: DBAPIError) -> errors.DomainError:
     database alone): a typed error, without the database's text."""
     constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None) or ""
     if isinstance(exc, IntegrityError) and constraint.startswith("ck_"):
-        return errors.ValidationFailed("input", f"The input breaks the rule `{constraint}`.")
+        return errors.ValidationFailed(
+            "input",
+            f"The input breaks the rule `{constraint}`.",
+            errors.ErrorCode.CONSTRAINT_VIOLATED,
+        )
     if isinstance(exc, IntegrityError):
-        return errors.Conflict("The change conflicts with existing data.")
+        return errors.Conflict(
+            "The change conflicts with existing data.", errors.ErrorCode.ALREADY_EXISTS
+        )
     raise exc
 
 
@@ -169,7 +184,11 @@ async def run_mutation(
     bad = _unstorable_text(payload, "input") or _unstorable_text(idempotency_key, "idempotencyKey")
     if bad is not None:
         return user_error(
-            errors.ValidationFailed(bad, "Text may not contain NUL or unpaired surrogates.")
+            errors.ValidationFailed(
+                bad,
+                "Text may not contain NUL or unpaired surrogates.",
+                errors.ErrorCode.UNSTORABLE_TEXT,
+            )
         )
     request_hash = _request_hash(operation, payload)
     async with ctx.db() as session:

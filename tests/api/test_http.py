@@ -274,7 +274,7 @@ async def test_domain_errors_pass_through_with_a_code(
     )
     error = response.json()["errors"][0]
     assert error["message"] == "Organization x not found"
-    assert error["extensions"] == {"code": "NOT_FOUND"}
+    assert error["extensions"] == {"code": "NOT_FOUND", "userErrorCode": "NOT_FOUND"}
 
 
 async def test_error_before_execution_is_masked_and_500(

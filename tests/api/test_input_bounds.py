@@ -192,7 +192,7 @@ async def written(db: AsyncSession) -> int:
 def request(mutation: str, input_type: GraphQLInputObjectType) -> str:
     return (
         f"mutation($input: {input_type.name}!) {{ {mutation}(input: $input) {{ __typename "
-        "... on ValidationError { field message } } }"
+        "... on ValidationError { field message code } } }"
     )
 
 
@@ -221,6 +221,7 @@ async def test_an_over_long_string_is_refused_and_writes_nothing(
     result = body["data"][mutation]
     assert result["__typename"] == "ValidationError"
     assert result["field"] == "input." + ".".join(path)
+    assert result["code"] == "TEXT_TOO_LONG"
     assert await written(db) == before
 
 
@@ -298,6 +299,7 @@ async def test_numbers_and_dates_past_their_bounds_are_refused(
         result["__typename"] == "ValidationError"
         and result["field"] == field_path(path)
         and result["message"] == RULES[kind]
+        and result["code"] == "VALUE_OUT_OF_RANGE"
     )
     assert refused is not ok, (x, result)
     if refused:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import SCOPES, Principal, create_token
-from okrgraph.domain.errors import Forbidden, NotFound, ValidationFailed
+from okrgraph.domain.errors import ErrorCode, Forbidden, NotFound, ValidationFailed
 from okrgraph.domain.models import ApiToken, Person
 from okrgraph.domain.models.enums import OrgRole
 from okrgraph.domain.validation import instant, text_field
@@ -43,9 +43,11 @@ def effective_scopes(principal: Principal) -> frozenset[str]:
 def _scopes(scopes: list[str]) -> list[str]:
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
-        raise ValidationFailed("input.scopes", f"Unknown scope {unknown[0]!r}; use {SCOPES}.")
+        raise ValidationFailed(
+            "input.scopes", f"Unknown scope {unknown[0]!r}; use {SCOPES}.", ErrorCode.INVALID_FORMAT
+        )
     if not scopes:
-        raise ValidationFailed("input.scopes", "Give at least one scope.")
+        raise ValidationFailed("input.scopes", "Give at least one scope.", ErrorCode.REQUIRED)
     return sorted(set(scopes))
 
 
@@ -56,7 +58,7 @@ async def _person(session: AsyncSession, person_id: uuid.UUID) -> Person:
     if person is None:
         raise NotFound("Person", person_id)
     if person.archived_at is not None:
-        raise ValidationFailed("input.personId", "The person is archived.")
+        raise ValidationFailed("input.personId", "The person is archived.", ErrorCode.ARCHIVED)
     return person
 
 
@@ -74,30 +76,43 @@ async def create_api_token(
     """A token for a person (the caller unless given) or an integration; (row, secret)."""
     now = now or datetime.now(UTC)
     if not principal.has_scope("write"):
-        raise Forbidden("A read-only token writes nothing, tokens included; use a write token.")
+        raise Forbidden(
+            "A read-only token writes nothing, tokens included; use a write token.",
+            ErrorCode.MISSING_SCOPE,
+        )
     if principal.person_id is None and not principal.is_admin:
-        raise Forbidden("Only admins create tokens for integrations.")
+        raise Forbidden("Only admins create tokens for integrations.", ErrorCode.ADMIN_REQUIRED)
     name = text_field(name, "input.name", max_length=200)
     wanted = _scopes(scopes)
     if person_id is not None and integration_name is not None:
         raise ValidationFailed(
-            "input.integrationName", "A token is a person's or an integration's."
+            "input.integrationName",
+            "A token is a person's or an integration's.",
+            ErrorCode.EXACTLY_ONE_OF,
         )
     if integration_name is not None:
         integration_name = text_field(integration_name, "input.integrationName", max_length=200)
     if expires_at is not None:
         instant(expires_at, "input.expiresAt")
         if expires_at <= now:
-            raise ValidationFailed("input.expiresAt", "Must lie in the future.")
+            raise ValidationFailed(
+                "input.expiresAt", "Must lie in the future.", ErrorCode.NOT_IN_THE_FUTURE
+            )
     if person_id is None and integration_name is None:
         if principal.person_id is None:  # an admin integration: it has no self
-            raise ValidationFailed("input.personId", "Name a person or an integration.")
+            raise ValidationFailed(
+                "input.personId", "Name a person or an integration.", ErrorCode.EXACTLY_ONE_OF
+            )
         person_id = principal.person_id
     own = person_id is not None and person_id == principal.person_id
     if not own and not principal.is_admin:
-        raise Forbidden("Only admins create tokens for others or for integrations.")
+        raise Forbidden(
+            "Only admins create tokens for others or for integrations.", ErrorCode.ADMIN_REQUIRED
+        )
     if not set(wanted) <= effective_scopes(principal):
-        raise Forbidden("A token cannot grant scopes the calling token lacks.")
+        raise Forbidden(
+            "A token cannot grant scopes the calling token lacks.", ErrorCode.MISSING_SCOPE
+        )
     if person_id is not None:
         person = await _person(session, person_id)
         allowed = ROLE_SCOPES[person.org_role]
@@ -105,6 +120,7 @@ async def create_api_token(
             raise ValidationFailed(
                 "input.scopes",
                 f"A {person.org_role.value} may hold at most: {', '.join(sorted(allowed))}.",
+                ErrorCode.SCOPE_NOT_ALLOWED,
             )
         live = (
             await session.execute(
@@ -115,7 +131,9 @@ async def create_api_token(
         ).all()
         if len(live) >= MAX_TOKENS_PER_PERSON:
             raise ValidationFailed(
-                "input", f"At most {MAX_TOKENS_PER_PERSON} live tokens per person."
+                "input",
+                f"At most {MAX_TOKENS_PER_PERSON} live tokens per person.",
+                ErrorCode.TOO_MANY,
             )
     token, secret = await create_token(
         session,
@@ -162,9 +180,13 @@ async def revoke_api_token(
     if token is None or not may_see_token(principal, token):
         raise NotFound("ApiToken", token_id)
     if not principal.has_scope("write") and token.id != principal.token_id:
-        raise Forbidden("A read-only token may revoke only itself; use a write token.")
+        raise Forbidden(
+            "A read-only token may revoke only itself; use a write token.", ErrorCode.MISSING_SCOPE
+        )
     if not principal.is_admin and not set(token.scopes) <= effective_scopes(principal):
-        raise Forbidden("Revoke a token with wider scopes using a token that has them.")
+        raise Forbidden(
+            "Revoke a token with wider scopes using a token that has them.", ErrorCode.MISSING_SCOPE
+        )
     if token.revoked_at is None:
         token.revoked_at = now or datetime.now(UTC)
         await session.flush()

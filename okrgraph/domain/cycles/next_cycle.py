@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.cycles.service import create_cycle, get_cycle
-from okrgraph.domain.errors import Conflict, ValidationFailed
+from okrgraph.domain.errors import Conflict, ErrorCode, ValidationFailed
 from okrgraph.domain.models import Cycle
 from okrgraph.domain.models.enums import CycleState
 from okrgraph.domain.validation import MAX_DATE
@@ -38,14 +38,19 @@ def next_period(starts_on: date, ends_on: date) -> tuple[date, date]:
     dates are bounded, and one stored before the bounds has no next cycle.
     """
     if ends_on >= MAX_DATE or (ends_on - starts_on) > (MAX_DATE - ends_on):
-        raise Conflict(f"A next cycle would end after {MAX_DATE.isoformat()}.")
+        raise Conflict(
+            f"A next cycle would end after {MAX_DATE.isoformat()}.", ErrorCode.VALUE_OUT_OF_RANGE
+        )
     start = ends_on + timedelta(days=1)
     if starts_on.day == 1 and start.day == 1:
         months = (ends_on.year - starts_on.year) * 12 + ends_on.month - starts_on.month + 1
         years, month = divmod(start.month - 1 + months, 12)
         end = date(start.year + years, month + 1, 1) - timedelta(days=1)
         if end > MAX_DATE:
-            raise Conflict(f"A next cycle would end after {MAX_DATE.isoformat()}.")
+            raise Conflict(
+                f"A next cycle would end after {MAX_DATE.isoformat()}.",
+                ErrorCode.VALUE_OUT_OF_RANGE,
+            )
         return start, end
     return start, start + (ends_on - starts_on)
 
@@ -59,10 +64,16 @@ async def next_cycle_for(
     if next_cycle_id is not None:
         given = await get_cycle(session, next_cycle_id)
         if given.state not in (CycleState.PLANNING, CycleState.ACTIVE):
-            raise ValidationFailed("input.nextCycleId", "The next cycle is PLANNING or ACTIVE.")
+            raise ValidationFailed(
+                "input.nextCycleId",
+                "The next cycle is PLANNING or ACTIVE.",
+                ErrorCode.INVALID_STATE,
+            )
         if given.starts_on <= cycle.ends_on:
             raise ValidationFailed(
-                "input.nextCycleId", f"The next cycle starts after {cycle.name} ends."
+                "input.nextCycleId",
+                f"The next cycle starts after {cycle.name} ends.",
+                ErrorCode.INVALID_PERIOD,
             )
         return given
     existing = (

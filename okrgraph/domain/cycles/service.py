@@ -14,11 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okrgraph.domain.access import require_admin
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.errors import Conflict, ValidationFailed
+from okrgraph.domain.errors import Conflict, ErrorCode, ValidationFailed
 from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import Cycle
 from okrgraph.domain.models.enums import Cadence, CycleState
+from okrgraph.domain.scores.requests import request_recalculation
 from okrgraph.domain.validation import day, text_field
+
+CYCLE_CHANGED = "cycle.changed"
 
 # States move forward only; CLOSED is reached by closing (closing.py), never directly.
 NEXT_STATES = {
@@ -39,13 +42,16 @@ async def _check_dates(
     day(starts_on, "input.startsOn")
     day(ends_on, "input.endsOn")
     if ends_on <= starts_on:
-        raise ValidationFailed("input.endsOn", "A cycle ends after it starts.")
+        raise ValidationFailed(
+            "input.endsOn", "A cycle ends after it starts.", ErrorCode.INVALID_PERIOD
+        )
     if parent_cycle_id is not None:
         parent = await get_cycle(session, parent_cycle_id)
         if starts_on < parent.starts_on or ends_on > parent.ends_on:
             raise ValidationFailed(
                 "input.parentCycleId",
                 f"Must lie within {parent.name} ({parent.starts_on} to {parent.ends_on}).",
+                ErrorCode.INVALID_PERIOD,
             )
 
 
@@ -63,10 +69,12 @@ async def create_cycle(
     require_admin(principal)
     name = text_field(name, "input.name", max_length=100)
     if state not in (CycleState.PLANNING, CycleState.ACTIVE):
-        raise ValidationFailed("input.state", "A new cycle is PLANNING or ACTIVE.")
+        raise ValidationFailed(
+            "input.state", "A new cycle is PLANNING or ACTIVE.", ErrorCode.INVALID_STATE
+        )
     await _check_dates(session, starts_on, ends_on, parent_cycle_id)
     if (await session.execute(select(Cycle.id).where(Cycle.name == name))).first():
-        raise Conflict(f"A cycle named {name!r} exists.")
+        raise Conflict(f"A cycle named {name!r} exists.", ErrorCode.ALREADY_EXISTS)
     cycle = Cycle(
         org_id=principal.org_id,
         id=uuid.uuid4(),
@@ -96,19 +104,34 @@ async def update_cycle(
     require_admin(principal)
     cycle = await get_cycle(session, cycle_id)
     if cycle.state is CycleState.CLOSED:
-        raise Conflict("A closed cycle cannot change.")
+        raise Conflict("A closed cycle cannot change.", ErrorCode.CYCLE_CLOSED)
     changes: dict[str, object] = {}
     if name is not None:
         cycle.name = changes["name"] = text_field(name, "input.name", max_length=100)
+    changed: list[str] = []  # the columns, for scores.requests
     if starts_on is not None or ends_on is not None:
         new_start, new_end = starts_on or cycle.starts_on, ends_on or cycle.ends_on
         await _check_dates(session, new_start, new_end, cycle.parent_cycle_id)
         cycle.starts_on, cycle.ends_on = new_start, new_end
         changes["dates"] = [new_start, new_end]
+        changed += ["starts_on", "ends_on"]
     if state is not None and state is not cycle.state:
         if state not in NEXT_STATES[cycle.state]:
-            raise Conflict(f"A cycle cannot go from {cycle.state.value} to {state.value}.")
+            raise Conflict(
+                f"A cycle cannot go from {cycle.state.value} to {state.value}.",
+                ErrorCode.INVALID_TRANSITION,
+            )
         cycle.state = changes["state"] = state
     await session.flush()
     record_audit(session, principal, "cycle.updated", "Cycle", cycle.id, changes)
+    # New dates move every node's expected progress, so its status.
+    await request_recalculation(
+        session,
+        principal.org_id,
+        cycle,
+        type=CYCLE_CHANGED,
+        subject_type="Cycle",
+        subject_id=cycle.id,
+        changed=[*changed, *(["state"] if "state" in changes else [])],
+    )
     return cycle

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from okrgraph.domain.errors import ValidationFailed
+from okrgraph.domain.errors import ErrorCode, ValidationFailed
 from okrgraph.domain.models import Base
 
 # Rows are typed as their model for readers: Core rows with the same attribute names.
@@ -72,7 +72,9 @@ def _after(model: type[Base], order: Order, after: tuple[Any, uuid.UUID]) -> Col
     value, last_id = after
     if not isinstance(value, col.type.python_type):
         # a cursor of another list, or forged: refuse it before the database does
-        raise ValidationFailed("after", "`after` is not a cursor of this list.")
+        raise ValidationFailed(
+            "after", "`after` is not a cursor of this list.", ErrorCode.INVALID_CURSOR
+        )
     if order.descending:
         return or_(col < value, and_(col == value, id_col < last_id))
     return tuple_(col, id_col) > tuple_(value, last_id)

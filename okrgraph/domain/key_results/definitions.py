@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okrgraph.domain.access import require_key_result_writer, require_objective_editor
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.errors import ValidationFailed
+from okrgraph.domain.errors import ErrorCode, ValidationFailed
 from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import Initiative, KeyResult, TargetRevision
 from okrgraph.domain.models.enums import (
@@ -21,7 +21,7 @@ from okrgraph.domain.models.enums import (
 )
 from okrgraph.domain.objectives.service import get_objective, require_open_cycle
 from okrgraph.domain.organizations.service import get_person
-from okrgraph.domain.outbox.service import emit, recalc_payload
+from okrgraph.domain.scores.requests import request_recalculation
 from okrgraph.domain.validation import number, text_field, weight
 
 KEY_RESULT_CHANGED = "key_result.changed"
@@ -36,22 +36,42 @@ def check_target(kind: KeyResultKind, start: float, target: float | None) -> Non
     if kind is KeyResultKind.MILESTONE:
         return
     if target is None:
-        raise ValidationFailed("input.target", f"A {kind.value} key result needs a target.")
+        raise ValidationFailed(
+            "input.target", f"A {kind.value} key result needs a target.", ErrorCode.REQUIRED
+        )
     number(target, "input.target")
     if kind is KeyResultKind.INCREASE and target <= start:
-        raise ValidationFailed("input.target", "An INCREASE key result's target is above start.")
+        raise ValidationFailed(
+            "input.target",
+            "An INCREASE key result's target is above start.",
+            ErrorCode.INVALID_TARGET,
+        )
     if kind is KeyResultKind.DECREASE and target >= start:
-        raise ValidationFailed("input.target", "A DECREASE key result's target is below start.")
+        raise ValidationFailed(
+            "input.target",
+            "A DECREASE key result's target is below start.",
+            ErrorCode.INVALID_TARGET,
+        )
 
 
-async def _rescore(session: AsyncSession, principal: Principal, kr: KeyResult) -> None:
-    await emit(
+async def _rescore(
+    session: AsyncSession,
+    principal: Principal,
+    kr: KeyResult,
+    *,
+    changed: list[str] | None = None,
+    created: bool = False,
+) -> None:
+    """Ask for the roll-up the change needs (scores.requests decides which)."""
+    await request_recalculation(
         session,
-        org_id=principal.org_id,
+        principal.org_id,
+        kr,
         type=KEY_RESULT_CHANGED,
         subject_type="KeyResult",
         subject_id=kr.id,
-        payload={"recalc": recalc_payload(key_result_ids=[kr.id])},
+        changed=changed or [],
+        created=created,
     )
 
 
@@ -99,7 +119,7 @@ async def create_key_result(
     session.add(kr)
     await session.flush()
     record_audit(session, principal, "key_result.created", "KeyResult", kr.id, {"title": title})
-    await _rescore(session, principal, kr)
+    await _rescore(session, principal, kr, created=True)
     return kr
 
 
@@ -124,17 +144,22 @@ async def update_key_result(
     await require_objective_editor(session, principal, objective)
     await require_open_cycle(session, objective.cycle_id)
     changes: dict[str, object] = {}
+    changed: list[str] = []  # every column written; scores.requests decides what it moves
     if title is not None:
         kr.title = changes["title"] = text_field(title, "input.title", max_length=300)
+        changed.append("title")
     if unit is not None:
         kr.unit = changes["unit"] = text_field(unit, "input.unit", max_length=32, required=False)
+        changed.append("unit")
     if owner_person_id is not None:
         await get_person(session, owner_person_id)
         kr.owner_person_id = changes["owner"] = owner_person_id
-    rescore = False
+        changed.append("owner_person_id")
     if target is not None and target != kr.target_value:
         if kr.kind is KeyResultKind.MILESTONE:
-            raise ValidationFailed("input.target", "A milestone's target is always done (1).")
+            raise ValidationFailed(
+                "input.target", "A milestone's target is always done (1).", ErrorCode.INVALID_TARGET
+            )
         check_target(kr.kind, kr.start_value, target)
         session.add(
             TargetRevision(
@@ -149,23 +174,22 @@ async def update_key_result(
             )
         )
         kr.target_value = changes["target"] = target
-        rescore = True
+        changed.append("target_value")
     if weight_value is not None:
         kr.weight = changes["weight"] = weight(weight_value, "input.weight")
-        rescore = True
+        changed.append("weight")
     if stretch is not None and stretch != kr.stretch:
         kr.stretch = changes["stretch"] = stretch
-        rescore = True
+        changed.append("stretch")
     if progress_driver is not None and progress_driver is not kr.progress_driver:
         kr.progress_driver = changes["progress_driver"] = progress_driver
-        rescore = True
+        changed.append("progress_driver")
     if state is not None and state is not kr.state:
         kr.state = changes["state"] = state
-        rescore = True
+        changed.append("state")
     await session.flush()
     record_audit(session, principal, "key_result.updated", "KeyResult", kr.id, changes)
-    if rescore:
-        await _rescore(session, principal, kr)
+    await _rescore(session, principal, kr, changed=changed)
     return kr
 
 
@@ -205,7 +229,7 @@ def _link(link: str | None) -> str | None:
         return None
     link = text_field(link, "input.link", max_length=2000)
     if not link.startswith(("https://", "http://")):
-        raise ValidationFailed("input.link", "A link is an http(s) URL.")
+        raise ValidationFailed("input.link", "A link is an http(s) URL.", ErrorCode.INVALID_FORMAT)
     return link
 
 

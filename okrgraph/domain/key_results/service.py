@@ -14,8 +14,8 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import scoring
-from okrgraph.domain.errors import Conflict, NotFound, ValidationFailed
-from okrgraph.domain.models import AuditEntry, CheckIn, Cycle, KeyResult, Objective, ScoreHistory
+from okrgraph.domain.errors import Conflict, ErrorCode, NotFound, ValidationFailed
+from okrgraph.domain.models import AuditEntry, CheckIn, Cycle, KeyResult, Objective
 from okrgraph.domain.models.enums import (
     CycleState,
     KeyResultDriver,
@@ -23,8 +23,10 @@ from okrgraph.domain.models.enums import (
     Status,
     SubjectType,
 )
-from okrgraph.domain.outbox.service import CHECKIN_CREATED, emit, recalc_payload
+from okrgraph.domain.outbox.service import CHECKIN_CREATED
+from okrgraph.domain.scores.changes import record_written
 from okrgraph.domain.scores.queries import org_timezone
+from okrgraph.domain.scores.requests import request_recalculation
 from okrgraph.domain.scores.sql import SAME_SCORE
 from okrgraph.domain.validation import LONG_TEXT, instant, number, text_field
 
@@ -68,12 +70,16 @@ async def record_check_in(
     now = now or datetime.now(UTC)
     number(value, "input.value")
     if confidence is not None and not 0 <= confidence <= 10:
-        raise ValidationFailed("input.confidence", "confidence must be between 0 and 10")
+        raise ValidationFailed(
+            "input.confidence", "confidence must be between 0 and 10", ErrorCode.VALUE_OUT_OF_RANGE
+        )
     comment = text_field(comment, "input.comment", max_length=LONG_TEXT, required=False)
     if effective_at is not None:
         instant(effective_at, "input.effectiveAt")
         if effective_at > now + CLOCK_SKEW:
-            raise ValidationFailed("input.effectiveAt", "effectiveAt lies in the future")
+            raise ValidationFailed(
+                "input.effectiveAt", "effectiveAt lies in the future", ErrorCode.IN_THE_FUTURE
+            )
 
     row = (
         await session.execute(
@@ -91,12 +97,17 @@ async def record_check_in(
         raise NotFound("key result", key_result_id)
     kr, _cycle_id, starts_on, ends_on, cycle_state = row
     if kr.state is KeyResultState.CANCELLED:
-        raise Conflict("the key result is cancelled")
+        raise Conflict("the key result is cancelled", ErrorCode.CANCELLED)
     if kr.final_score is not None or cycle_state is CycleState.CLOSED:
-        raise Conflict("the key result's cycle is closed; its score is final")
+        raise Conflict(
+            "the key result's cycle is closed; its score is final", ErrorCode.CYCLE_CLOSED
+        )
     if kr.progress_driver is not KeyResultDriver.CHECK_INS:
         source = "its KPI" if kr.progress_driver is KeyResultDriver.KPI else "aligned objectives"
-        raise Conflict(f"the key result's progress comes from {source}, not check-ins")
+        raise Conflict(
+            f"the key result's progress comes from {source}, not check-ins",
+            ErrorCode.DRIVER_MISMATCH,
+        )
 
     if supersedes_id is not None:
         corrected = await session.scalar(
@@ -105,14 +116,21 @@ async def record_check_in(
         if corrected is None:
             raise NotFound("check-in", supersedes_id)
         if corrected.key_result_id != key_result_id:
-            raise ValidationFailed("input.supersedesId", "not a check-in of this key result")
+            raise ValidationFailed(
+                "input.supersedesId",
+                "not a check-in of this key result",
+                ErrorCode.WRONG_KEY_RESULT,
+            )
         already = await session.scalar(
             select(CheckIn.id).where(
                 CheckIn.org_id == org_id, CheckIn.supersedes_id == supersedes_id
             )
         )
         if already is not None:
-            raise Conflict("that check-in was already corrected; correct the correction")
+            raise Conflict(
+                "that check-in was already corrected; correct the correction",
+                ErrorCode.ALREADY_CORRECTED,
+            )
         effective_at = effective_at or corrected.effective_at
 
     check_in = CheckIn(
@@ -141,17 +159,22 @@ async def record_check_in(
         kr.score, expected, stretch=kr.stretch, confidence=kr.confidence
     )
     changed = abs(kr.score - old_score) > SAME_SCORE or kr.status is not old_status
+    written = []
     if changed:
         kr.score_updated_at = now
-        session.add(
-            ScoreHistory(
-                org_id=org_id,
-                id=uuid.uuid4(),
-                subject_type=SubjectType.KEY_RESULT,
-                subject_id=kr.id,
-                value=kr.score,
-                status=kr.status,
-                recorded_at=now,
+        # Written here, not by the roll-up (which will find it current): announced
+        # by the job that consumes this check-in's request, with its ancestors.
+        written.append(
+            await record_written(
+                session,
+                org_id,
+                SubjectType.KEY_RESULT,
+                kr.id,
+                kr.score,
+                kr.status,
+                old_score,
+                old_status,
+                now,
             )
         )
     session.add(
@@ -174,12 +197,15 @@ async def record_check_in(
             created_at=now,
         )
     )
-    await emit(
+    await request_recalculation(
         session,
-        org_id=org_id,
+        org_id,
+        check_in,
         type=CHECKIN_CREATED,
         subject_type="KEY_RESULT",
         subject_id=kr.id,
+        created=True,
+        written=written,
         payload={
             "check_in_id": str(check_in.id),
             "key_result_id": str(kr.id),
@@ -187,7 +213,6 @@ async def record_check_in(
             "score": kr.score,
             "status": kr.status.value,
             "previous_status": old_status.value if isinstance(old_status, Status) else None,
-            "recalc": recalc_payload(key_result_ids=[kr.id]),
         },
         now=now,
     )

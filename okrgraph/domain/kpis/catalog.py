@@ -18,15 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okrgraph.domain.access import leads_team, may_edit_objective, require_write
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from okrgraph.domain.errors import Conflict, ErrorCode, Forbidden, NotFound, ValidationFailed
 from okrgraph.domain.kpis.service import refresh_kpis
 from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import KeyResult, Kpi, KpiLink, Objective, Team
 from okrgraph.domain.models.enums import Direction, KpiCadence
-from okrgraph.domain.outbox.service import emit, recalc_payload
+from okrgraph.domain.scores.requests import request_recalculation
 from okrgraph.domain.validation import number, text_field
 
 KPI_LINKED = "kpi.linked"
+KPI_UNLINKED = "kpi.unlinked"
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ async def get_kpi(session: AsyncSession, kpi_id: uuid.UUID) -> Kpi:
 async def _team(session: AsyncSession, team_id: uuid.UUID, field: str) -> Team:
     team = await get_row(session, Team, team_id)
     if team.archived_at is not None:
-        raise ValidationFailed(field, "The team is archived.")
+        raise ValidationFailed(field, "The team is archived.", ErrorCode.ARCHIVED)
     return team
 
 
@@ -73,7 +74,9 @@ async def _require_manager(
 ) -> None:
     require_write(principal)
     if not await may_manage_team_kpis(session, principal, owner_team_id):
-        raise Forbidden("Only an admin or a lead of the KPI's owner team may do this.")
+        raise Forbidden(
+            "Only an admin or a lead of the KPI's owner team may do this.", ErrorCode.NOT_OWNER
+        )
 
 
 def _check_thresholds(
@@ -88,11 +91,13 @@ def _check_thresholds(
         raise ValidationFailed(
             field,
             "Higher is better: the critical threshold must not lie above the warning one.",
+            ErrorCode.THRESHOLD_ORDER,
         )
     if direction is Direction.LOWER_IS_BETTER and critical < warning:
         raise ValidationFailed(
             field,
             "Lower is better: the critical threshold must not lie below the warning one.",
+            ErrorCode.THRESHOLD_ORDER,
         )
 
 
@@ -142,7 +147,7 @@ async def create_kpi(
         await _team(session, owner_team_id, "input.ownerTeamId")
     await _require_manager(session, principal, owner_team_id)
     if await _name_taken(session, name, None):
-        raise Conflict(f"A KPI named {name!r} exists.")
+        raise Conflict(f"A KPI named {name!r} exists.", ErrorCode.ALREADY_EXISTS)
     kpi = Kpi(
         org_id=principal.org_id,
         id=uuid.uuid4(),
@@ -168,12 +173,12 @@ async def update_kpi(
     kpi = await get_kpi(session, kpi_id)
     await _require_manager(session, principal, kpi.owner_team_id)
     if kpi.archived_at is not None:
-        raise Conflict("The KPI is archived.")
+        raise Conflict("The KPI is archived.", ErrorCode.ARCHIVED)
     done: dict[str, object] = {}
     if changes.name is not None:
         name = text_field(changes.name, "input.name", max_length=200)
         if await _name_taken(session, name, kpi.id):
-            raise Conflict(f"A KPI named {name!r} exists.")
+            raise Conflict(f"A KPI named {name!r} exists.", ErrorCode.ALREADY_EXISTS)
         kpi.name = done["name"] = name
     if changes.description is not None:
         kpi.description = done["description"] = text_field(
@@ -188,7 +193,7 @@ async def update_kpi(
     if changes.owner_team_id is not None and changes.owner_team_id != kpi.owner_team_id:
         await _team(session, changes.owner_team_id, "input.ownerTeamId")
         if not await may_manage_team_kpis(session, principal, changes.owner_team_id):
-            raise Forbidden("You may only hand a KPI to a team you lead.")
+            raise Forbidden("You may only hand a KPI to a team you lead.", ErrorCode.NOT_OWNER)
         kpi.owner_team_id = done["owner_team_id"] = changes.owner_team_id
     health_inputs = (kpi.direction, kpi.warning_threshold, kpi.critical_threshold)
     for attr, value, clear, field in (
@@ -207,7 +212,9 @@ async def update_kpi(
         ),
     ):
         if value is not None and clear:
-            raise ValidationFailed(field, "Give a value or clear it, not both.")
+            raise ValidationFailed(
+                field, "Give a value or clear it, not both.", ErrorCode.EXACTLY_ONE_OF
+            )
         if value is not None:
             setattr(kpi, attr, number(value, field))
             done[attr] = value
@@ -243,7 +250,9 @@ async def _target_objective(
 ) -> Objective:
     """The objective a link target belongs to (the KR's objective for a KR)."""
     if (key_result_id is None) == (objective_id is None):
-        raise ValidationFailed("input", "Give exactly one of keyResultId and objectiveId.")
+        raise ValidationFailed(
+            "input", "Give exactly one of keyResultId and objectiveId.", ErrorCode.EXACTLY_ONE_OF
+        )
     if key_result_id is not None:
         objective_id = (await get_row(session, KeyResult, key_result_id)).objective_id
     assert objective_id is not None
@@ -281,13 +290,18 @@ async def link_kpi(
     objective = await _target_objective(session, key_result_id, objective_id)
     await _require_manager(session, principal, kpi.owner_team_id)
     if not await may_edit_objective(session, principal, objective):
-        raise Forbidden("Only those who may edit the objective may link a KPI to it.")
+        raise Forbidden(
+            "Only those who may edit the objective may link a KPI to it.", ErrorCode.NOT_OWNER
+        )
     if kpi.archived_at is not None:
-        raise Conflict("The KPI is archived.")
+        raise Conflict("The KPI is archived.", ErrorCode.ARCHIVED)
     if await _existing_link(session, kpi.id, key_result_id, objective_id):
         return kpi
     if key_result_id is not None and await _existing_link(session, None, key_result_id, None):
-        raise Conflict("The key result is already measured by another KPI; unlink that first.")
+        raise Conflict(
+            "The key result is already measured by another KPI; unlink that first.",
+            ErrorCode.KEY_RESULT_ALREADY_MEASURED,
+        )
     link = KpiLink(
         org_id=principal.org_id,
         id=uuid.uuid4(),
@@ -299,19 +313,17 @@ async def link_kpi(
     await session.flush()
     target = {"key_result_id": key_result_id, "objective_id": objective_id}
     record_audit(session, principal, "kpi.linked", "Kpi", kpi.id, target)
-    if key_result_id is not None:  # a KPI-driven KR now follows the KPI's latest value
-        await emit(
-            session,
-            org_id=principal.org_id,
-            type=KPI_LINKED,
-            subject_type="KPI",
-            subject_id=kpi.id,
-            payload={
-                "kpi_id": str(kpi.id),
-                "key_result_id": str(key_result_id),
-                "recalc": recalc_payload(kpi_ids=[kpi.id], key_result_ids=[key_result_id]),
-            },
-        )
+    # A KPI-driven KR now follows the KPI's latest value (scores.requests decides).
+    if await request_recalculation(
+        session,
+        principal.org_id,
+        link,
+        type=KPI_LINKED,
+        subject_type="KPI",
+        subject_id=kpi.id,
+        created=True,
+        payload={"kpi_id": str(kpi.id), "key_result_id": str(key_result_id)},
+    ):
         await session.flush()
     return kpi
 
@@ -332,7 +344,9 @@ async def unlink_kpi(
         await may_manage_team_kpis(session, principal, kpi.owner_team_id)
         or await may_edit_objective(session, principal, objective)
     ):
-        raise Forbidden("Only the KPI's managers or the objective's editors may unlink it.")
+        raise Forbidden(
+            "Only the KPI's managers or the objective's editors may unlink it.", ErrorCode.NOT_OWNER
+        )
     link = await _existing_link(session, kpi.id, key_result_id, objective_id)
     if link is None:
         raise NotFound("KpiLink", key_result_id or objective_id)
@@ -340,4 +354,14 @@ async def unlink_kpi(
     await session.flush()
     target = {"key_result_id": key_result_id, "objective_id": objective_id}
     record_audit(session, principal, "kpi.unlinked", "Kpi", kpi.id, target)
+    await request_recalculation(
+        session,
+        principal.org_id,
+        link,
+        type=KPI_UNLINKED,
+        subject_type="KPI",
+        subject_id=kpi.id,
+        removed=True,
+        payload={"kpi_id": str(kpi.id), "key_result_id": str(key_result_id)},
+    )
     return kpi

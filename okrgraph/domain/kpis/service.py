@@ -12,10 +12,11 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import scoring
-from okrgraph.domain.errors import Conflict, NotFound, ValidationFailed
-from okrgraph.domain.models import AuditEntry, Kpi
+from okrgraph.domain.errors import Conflict, ErrorCode, NotFound, ValidationFailed
+from okrgraph.domain.models import AuditEntry, Kpi, KpiMeasurement
 from okrgraph.domain.models.enums import Direction, Health
-from okrgraph.domain.outbox.service import KPI_MEASURED, emit, recalc_payload
+from okrgraph.domain.outbox.service import KPI_MEASURED
+from okrgraph.domain.scores.requests import request_recalculation
 from okrgraph.domain.validation import KEY, SHORT_TEXT, instant, number
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -47,19 +48,29 @@ async def record_kpi_measurements(
     """
     now = now or datetime.now(UTC)
     if len(items) > MAX_BATCH:
-        raise ValidationFailed("input.items", f"at most {MAX_BATCH} measurements per call")
+        raise ValidationFailed(
+            "input.items", f"at most {MAX_BATCH} measurements per call", ErrorCode.TOO_MANY
+        )
     for i, item in enumerate(items):
         number(item.value, f"input.items.{i}.value")
         instant(item.measured_at, f"input.items.{i}.measuredAt")
         if item.measured_at > now + CLOCK_SKEW:
-            raise ValidationFailed(f"input.items.{i}.measuredAt", "measuredAt lies in the future")
+            raise ValidationFailed(
+                f"input.items.{i}.measuredAt",
+                "measuredAt lies in the future",
+                ErrorCode.IN_THE_FUTURE,
+            )
         if not item.source or len(item.source) > SHORT_TEXT:
             raise ValidationFailed(
-                f"input.items.{i}.source", f"source must be 1 to {SHORT_TEXT} characters"
+                f"input.items.{i}.source",
+                f"source must be 1 to {SHORT_TEXT} characters",
+                ErrorCode.TEXT_TOO_LONG,
             )
         if item.external_id is not None and len(item.external_id) > KEY:
             raise ValidationFailed(
-                f"input.items.{i}.externalId", f"externalId is at most {KEY} characters"
+                f"input.items.{i}.externalId",
+                f"externalId is at most {KEY} characters",
+                ErrorCode.TEXT_TOO_LONG,
             )
     kpi = await session.scalar(
         select(Kpi).where(Kpi.org_id == org_id, Kpi.id == kpi_id).with_for_update()
@@ -67,7 +78,7 @@ async def record_kpi_measurements(
     if kpi is None:
         raise NotFound("KPI", kpi_id)
     if kpi.archived_at is not None:
-        raise Conflict("the KPI is archived")
+        raise Conflict("the KPI is archived", ErrorCode.ARCHIVED)
     if not items:
         return 0, 0
 
@@ -115,17 +126,15 @@ async def record_kpi_measurements(
                 created_at=now,
             )
         )
-        await emit(
+        await request_recalculation(
             session,
-            org_id=org_id,
+            org_id,
+            KpiMeasurement(org_id=org_id, kpi_id=kpi_id),  # what the inserted rows share
             type=KPI_MEASURED,
             subject_type="KPI",
             subject_id=kpi_id,
-            payload={
-                "kpi_id": str(kpi_id),
-                "inserted": inserted,
-                "recalc": recalc_payload(kpi_ids=[kpi_id]),
-            },
+            created=True,
+            payload={"kpi_id": str(kpi_id), "inserted": inserted},
             now=now,
         )
     await session.flush()
@@ -185,10 +194,13 @@ async def sync_kpi_key_results(
     org_id: uuid.UUID,
     kpi_ids: Collection[uuid.UUID] | None,
     closed_cycle_ids: Collection[uuid.UUID] = (),
+    *,
+    key_result_ids: Collection[uuid.UUID] | None = None,
 ) -> list[uuid.UUID]:
     """KRs driven by a KPI take its latest value as current; returns the KRs that changed.
 
-    Frozen key results (final score set, or in a closed cycle) are left alone.
+    `kpi_ids` / `key_result_ids` narrow it to those KPIs' / those key results' links
+    (None: all). Frozen key results (final score set, or in a closed cycle) are left alone.
     """
     rows = await session.execute(
         text(
@@ -200,6 +212,7 @@ async def sync_kpi_key_results(
             JOIN objectives o ON o.org_id = k2.org_id AND o.id = k2.objective_id
             WHERE l.org_id = CAST(:org AS uuid) AND l.key_result_id IS NOT NULL
               AND (CAST(:all AS boolean) OR l.kpi_id = ANY(CAST(:ids AS uuid[])))
+              AND (CAST(:all_krs AS boolean) OR l.key_result_id = ANY(CAST(:krs AS uuid[])))
               AND k.org_id = l.org_id AND k.id = l.key_result_id
               AND k.progress_driver = 'KPI' AND k.final_score IS NULL
               AND o.cycle_id <> ALL(CAST(:closed AS uuid[]))
@@ -211,6 +224,8 @@ async def sync_kpi_key_results(
             "org": org_id,
             "all": kpi_ids is None,
             "ids": list(kpi_ids or []),
+            "all_krs": key_result_ids is None,
+            "krs": list(key_result_ids or []),
             "closed": list(closed_cycle_ids),
         },
     )

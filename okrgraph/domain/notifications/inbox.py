@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.errors import Forbidden, NotFound, ValidationFailed
+from okrgraph.domain.errors import ErrorCode, Forbidden, NotFound, ValidationFailed
 from okrgraph.domain.graph.queries import Order, Page, page_of
 from okrgraph.domain.models import Notification, NotificationPreference
 from okrgraph.domain.models.enums import Channel
@@ -44,9 +44,15 @@ def is_own(principal: Principal | None, row: Notification | NotificationPreferen
 def _person_id(principal: Principal) -> uuid.UUID:
     """The person whose inbox a write changes: the caller, with a `write` token."""
     if principal.person_id is None:
-        raise Forbidden("Notifications belong to people; this token is an integration's.")
+        raise Forbidden(
+            "Notifications belong to people; this token is an integration's.",
+            ErrorCode.PERSON_REQUIRED,
+        )
     if not principal.has_scope("write"):
-        raise Forbidden("This token lacks the `write` scope (a read-only token changes nothing).")
+        raise Forbidden(
+            "This token lacks the `write` scope (a read-only token changes nothing).",
+            ErrorCode.MISSING_SCOPE,
+        )
     return principal.person_id
 
 
@@ -83,9 +89,9 @@ async def mark_read(
     person_id = _person_id(principal)
     wanted = list(dict.fromkeys(ids))
     if not wanted:
-        raise ValidationFailed("ids", "Give at least one notification id.")
+        raise ValidationFailed("ids", "Give at least one notification id.", ErrorCode.REQUIRED)
     if len(wanted) > MAX_MARK:
-        raise ValidationFailed("ids", f"At most {MAX_MARK} ids per call.")
+        raise ValidationFailed("ids", f"At most {MAX_MARK} ids per call.", ErrorCode.TOO_MANY)
     own = set(
         (
             await session.execute(

@@ -12,7 +12,7 @@ from okrgraph.domain.access import require_objective_editor
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.cycles.service import get_cycle
-from okrgraph.domain.errors import Conflict
+from okrgraph.domain.errors import Conflict, ErrorCode
 from okrgraph.domain.models import Reflection
 from okrgraph.domain.models.enums import CycleState, Outcome
 from okrgraph.domain.objectives.service import get_objective
@@ -35,7 +35,10 @@ async def write_reflection(
     await require_objective_editor(session, principal, objective)
     cycle = await get_cycle(session, objective.cycle_id)
     if cycle.state not in (CycleState.GRADING, CycleState.CLOSED):
-        raise Conflict("Reflections are written once the cycle is being graded or closed.")
+        raise Conflict(
+            "Reflections are written once the cycle is being graded or closed.",
+            ErrorCode.CYCLE_NOT_GRADED,
+        )
     final = objective.final_score if objective.final_score is not None else objective.progress
     reflection = (
         await session.execute(select(Reflection).where(Reflection.objective_id == objective.id))

@@ -1,7 +1,8 @@
 """Writes of objectives and of the alignment DAG between them.
 
-A change that moves scores (state, driver, an edge, a weight) emits an outbox
-event asking the worker to recompute the ancestors of what changed.
+Every write asks `scores.requests.request_recalculation` for the roll-up it
+needs; that module, not this one, decides which columns move numbers and which
+nodes to recompute (an edge's parent, say, not its child).
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from okrgraph.domain.access import (
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.cycles.service import get_cycle
-from okrgraph.domain.errors import Conflict, Forbidden, ValidationFailed
+from okrgraph.domain.errors import Conflict, ErrorCode, Forbidden, ValidationFailed
 from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import Alignment, KeyResult, Objective
 from okrgraph.domain.models.enums import CycleState, Level, ObjectiveDriver, ObjectiveState
 from okrgraph.domain.objectives.queries import related_objectives
 from okrgraph.domain.organizations.service import get_person, get_team
-from okrgraph.domain.outbox.service import emit, recalc_payload
+from okrgraph.domain.scores.requests import request_recalculation
 from okrgraph.domain.validation import LONG_TEXT, text_field, weight
 
 OBJECTIVE_CHANGED = "objective.changed"
@@ -39,7 +40,10 @@ async def get_objective(session: AsyncSession, objective_id: uuid.UUID) -> Objec
 async def require_open_cycle(session: AsyncSession, cycle_id: uuid.UUID) -> None:
     cycle = await get_cycle(session, cycle_id)
     if cycle.state in (CycleState.GRADING, CycleState.CLOSED):
-        raise Conflict(f"Cycle {cycle.name} is {cycle.state.value}; its objectives are frozen.")
+        raise Conflict(
+            f"Cycle {cycle.name} is {cycle.state.value}; its objectives are frozen.",
+            ErrorCode.CYCLE_CLOSED,
+        )
 
 
 async def _check_owner(
@@ -53,25 +57,35 @@ async def _check_owner(
     if owner_person_id is not None:
         await get_person(session, owner_person_id)
     if level is Level.TEAM and owner_team_id is None:
-        raise ValidationFailed("input.ownerTeamId", "A team objective needs its team.")
+        raise ValidationFailed(
+            "input.ownerTeamId", "A team objective needs its team.", ErrorCode.REQUIRED
+        )
     if level is Level.INDIVIDUAL and owner_person_id is None:
-        raise ValidationFailed("input.ownerPersonId", "An individual objective needs its person.")
+        raise ValidationFailed(
+            "input.ownerPersonId", "An individual objective needs its person.", ErrorCode.REQUIRED
+        )
 
 
 async def _recalc(
     session: AsyncSession,
     principal: Principal,
-    objective_ids: list[uuid.UUID],
-    type: str,
-    subject_id: uuid.UUID,
+    row: Objective | Alignment,
+    event: str,
+    *,
+    changed: list[str] | None = None,
+    created: bool = False,
+    removed: bool = False,
 ) -> None:
-    await emit(
+    await request_recalculation(
         session,
-        org_id=principal.org_id,
-        type=type,
-        subject_type="Objective",
-        subject_id=subject_id,
-        payload={"recalc": recalc_payload(objective_ids=objective_ids)},
+        principal.org_id,
+        row,
+        type=event,
+        subject_type=type(row).__name__,
+        subject_id=row.id,
+        changed=changed or [],
+        created=created,
+        removed=removed,
     )
 
 
@@ -91,7 +105,9 @@ async def create_objective(
     require_write(principal)
     title = text_field(title, "input.title", max_length=300)
     if state not in (ObjectiveState.DRAFT, ObjectiveState.ACTIVE):
-        raise ValidationFailed("input.state", "A new objective is DRAFT or ACTIVE.")
+        raise ValidationFailed(
+            "input.state", "A new objective is DRAFT or ACTIVE.", ErrorCode.INVALID_STATE
+        )
     await require_open_cycle(session, cycle_id)
     await _check_owner(session, level, owner_team_id, owner_person_id)
     objective = Objective(
@@ -111,7 +127,8 @@ async def create_objective(
     if not await may_edit_objective(session, principal, objective):
         raise Forbidden(
             "Company objectives are for admins, team objectives for the team's leads, "
-            "individual objectives for their owner."
+            "individual objectives for their owner.",
+            ErrorCode.NOT_OWNER,
         )
     session.add(objective)
     await session.flush()
@@ -123,6 +140,7 @@ async def create_objective(
         objective.id,
         {"title": title, "level": level},
     )
+    await _recalc(session, principal, objective, OBJECTIVE_CHANGED, created=True)
     return objective
 
 
@@ -156,20 +174,19 @@ async def update_objective(
         changes["owner"] = [new_team, new_person]
         # The new owner must be one the caller may also act for.
         await require_objective_editor(session, principal, objective)
-    rescore = False
     if state is not None and state is not objective.state:
         objective.state = changes["state"] = state
-        rescore = True
     if progress_driver is not None and progress_driver is not objective.progress_driver:
         objective.progress_driver = changes["progress_driver"] = progress_driver
-        rescore = True
     await session.flush()
     # `updated_at` is set by the database on UPDATE and expired by the flush: load it
     # now, while IO is possible (the payload is built outside the session).
     await session.refresh(objective, ["updated_at"])
     record_audit(session, principal, "objective.updated", "Objective", objective.id, changes)
-    if rescore:
-        await _recalc(session, principal, [objective.id], OBJECTIVE_CHANGED, objective.id)
+    # Every column written; scores.requests decides which of them move numbers.
+    columns = {"owner": ["owner_team_id", "owner_person_id"]}
+    changed = [column for name in changes for column in columns.get(name, [name])]
+    await _recalc(session, principal, objective, OBJECTIVE_CHANGED, changed=changed)
     return objective
 
 
@@ -202,7 +219,9 @@ async def align_objective(
     """Add the edge child -> parent (objective or key result); refuse a loop."""
     if (parent_objective_id is None) == (parent_key_result_id is None):
         raise ValidationFailed(
-            "input.parentObjectiveId", "Give exactly one of parentObjectiveId, parentKeyResultId."
+            "input.parentObjectiveId",
+            "Give exactly one of parentObjectiveId, parentKeyResultId.",
+            ErrorCode.EXACTLY_ONE_OF,
         )
     weight_value = weight(weight_value, "input.weight")
     child = await get_objective(session, child_id)
@@ -220,12 +239,18 @@ async def align_objective(
         assert parent_objective_id is not None
         parent = await get_objective(session, parent_objective_id)
     if parent.id == child.id:
-        raise Conflict("An objective cannot support itself.")
+        raise Conflict("An objective cannot support itself.", ErrorCode.ALIGNMENT_LOOP)
     descendants = await related_objectives(session, [child.id], "down")
     if parent.id in {id for id, _ in descendants.get(child.id, [])}:
-        raise Conflict("This alignment would make a loop: the parent already supports the child.")
+        raise Conflict(
+            "This alignment would make a loop: the parent already supports the child.",
+            ErrorCode.ALIGNMENT_LOOP,
+        )
     if not await _cycle_within(session, child.cycle_id, parent.cycle_id):
-        raise Conflict("A parent must be in the child's cycle or a cycle containing it.")
+        raise Conflict(
+            "A parent must be in the child's cycle or a cycle containing it.",
+            ErrorCode.CYCLE_MISMATCH,
+        )
     duplicate = await session.execute(
         select(Alignment.id).where(
             Alignment.child_objective_id == child.id,
@@ -235,7 +260,7 @@ async def align_objective(
         )
     )
     if duplicate.first():
-        raise Conflict("This alignment exists.")
+        raise Conflict("This alignment exists.", ErrorCode.ALREADY_EXISTS)
     alignment = Alignment(
         org_id=principal.org_id,
         id=uuid.uuid4(),
@@ -255,7 +280,7 @@ async def align_objective(
         alignment.id,
         {"child": child.id, "parent": parent.id, "weight": weight_value},
     )
-    await _recalc(session, principal, [child.id], ALIGNMENT_CHANGED, child.id)
+    await _recalc(session, principal, alignment, ALIGNMENT_CHANGED, created=True)
     return alignment
 
 
@@ -275,10 +300,13 @@ async def update_alignment(
     await require_objective_editor(
         session, principal, await get_objective(session, alignment.child_objective_id)
     )
+    changed = []
     if weight_value is not None:
         alignment.weight = weight(weight_value, "input.weight")
+        changed.append("weight")
     if contributes is not None:
         alignment.contributes = contributes
+        changed.append("contributes")
     await session.flush()
     record_audit(
         session,
@@ -288,13 +316,7 @@ async def update_alignment(
         alignment.id,
         {"weight": alignment.weight, "contributes": alignment.contributes},
     )
-    await _recalc(
-        session,
-        principal,
-        [alignment.child_objective_id],
-        ALIGNMENT_CHANGED,
-        alignment.child_objective_id,
-    )
+    await _recalc(session, principal, alignment, ALIGNMENT_CHANGED, changed=changed)
     return alignment
 
 
@@ -305,28 +327,8 @@ async def remove_alignment(
     await require_objective_editor(
         session, principal, await get_objective(session, alignment.child_objective_id)
     )
-    # The parent loses a term: recompute from the parent's side.
-    parent_ids = [alignment.parent_objective_id] if alignment.parent_objective_id else []
-    if alignment.parent_key_result_id:
-        kr = await session.get(KeyResult, (principal.org_id, alignment.parent_key_result_id))
-        if kr is not None:
-            parent_ids.append(kr.objective_id)
     await session.delete(alignment)
     await session.flush()
     record_audit(session, principal, "alignment.removed", "Alignment", alignment_id)
-    await emit(
-        session,
-        org_id=principal.org_id,
-        type=ALIGNMENT_CHANGED,
-        subject_type="Alignment",
-        subject_id=alignment_id,
-        payload={
-            "recalc": recalc_payload(
-                objective_ids=parent_ids,
-                key_result_ids=[alignment.parent_key_result_id]
-                if alignment.parent_key_result_id
-                else [],
-            )
-        },
-    )
+    await _recalc(session, principal, alignment, ALIGNMENT_CHANGED, removed=True)
     return alignment_id

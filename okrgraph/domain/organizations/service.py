@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okrgraph.domain.access import require_admin
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.errors import Conflict, ValidationFailed
+from okrgraph.domain.errors import Conflict, ErrorCode, ValidationFailed
 from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import Membership, Person, Team
 from okrgraph.domain.models.enums import OrgRole, TeamRole
@@ -55,7 +55,7 @@ async def create_team(
     if parent_team_id is not None:
         await get_team(session, parent_team_id)
     if (await session.execute(select(Team.id).where(Team.name == name))).first():
-        raise Conflict(f"A team named {name!r} exists.")
+        raise Conflict(f"A team named {name!r} exists.", ErrorCode.ALREADY_EXISTS)
     team = Team(
         org_id=principal.org_id,
         id=uuid.uuid4(),
@@ -93,7 +93,9 @@ async def update_team(
     if parent_team_id is not None:
         await get_team(session, parent_team_id)
         if await _would_loop(session, team.id, parent_team_id):
-            raise Conflict("A team cannot sit under itself or one of its own sub-teams.")
+            raise Conflict(
+                "A team cannot sit under itself or one of its own sub-teams.", ErrorCode.TEAM_LOOP
+            )
         team.parent_team_id = changes["parent_team_id"] = parent_team_id
     elif clear_parent:
         team.parent_team_id = changes["parent_team_id"] = None
@@ -124,9 +126,9 @@ async def create_person(
     name = text_field(name, "input.name", max_length=200)
     email = text_field(email, "input.email", max_length=320).lower()
     if "@" not in email[1:]:
-        raise ValidationFailed("input.email", "Not an e-mail address.")
+        raise ValidationFailed("input.email", "Not an e-mail address.", ErrorCode.INVALID_FORMAT)
     if (await session.execute(select(Person.id).where(Person.email == email))).first():
-        raise Conflict(f"{email} is already a member.")
+        raise Conflict(f"{email} is already a member.", ErrorCode.ALREADY_EXISTS)
     person = Person(
         org_id=principal.org_id, id=uuid.uuid4(), name=name, email=email, org_role=org_role
     )
@@ -151,7 +153,9 @@ async def update_person(
         person.name = changes["name"] = text_field(name, "input.name", max_length=200)
     if org_role is not None:
         if person.id == principal.person_id and org_role is not OrgRole.ADMIN:
-            raise Conflict("Admins cannot demote themselves; ask another admin.")
+            raise Conflict(
+                "Admins cannot demote themselves; ask another admin.", ErrorCode.SELF_CHANGE
+            )
         person.org_role = changes["org_role"] = org_role
     await session.flush()
     record_audit(session, principal, "person.updated", "Person", person.id, changes)
@@ -164,7 +168,7 @@ async def archive_person(
     require_admin(principal)
     person = await get_person(session, person_id)
     if person.id == principal.person_id:
-        raise Conflict("You cannot archive yourself.")
+        raise Conflict("You cannot archive yourself.", ErrorCode.SELF_CHANGE)
     if person.archived_at is None:
         person.archived_at = datetime.now(UTC)
         await session.flush()

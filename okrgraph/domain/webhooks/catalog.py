@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okrgraph.domain.access import require_admin
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.errors import Forbidden, ValidationFailed
+from okrgraph.domain.errors import ErrorCode, Forbidden, ValidationFailed
 from okrgraph.domain.graph.queries import Order, Page, page_of
 from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import WebhookEndpoint
@@ -48,7 +48,11 @@ def may_see_endpoints(principal: Principal | None) -> bool:
 def _url(value: str) -> str:
     url = value.strip()
     if not url or len(url) > MAX_URL_LENGTH:
-        raise ValidationFailed("input.url", f"Give a URL of at most {MAX_URL_LENGTH} characters.")
+        raise ValidationFailed(
+            "input.url",
+            f"Give a URL of at most {MAX_URL_LENGTH} characters.",
+            ErrorCode.TEXT_TOO_LONG,
+        )
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -56,22 +60,30 @@ def _url(value: str) -> str:
         host = None
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not host:
-        raise ValidationFailed("input.url", "Must be an http:// or https:// URL with a host.")
+        raise ValidationFailed(
+            "input.url", "Must be an http:// or https:// URL with a host.", ErrorCode.INVALID_FORMAT
+        )
     if any(c.isspace() for c in url) or parts.username or parts.password:
-        raise ValidationFailed("input.url", "No spaces or credentials in the URL.")
+        raise ValidationFailed(
+            "input.url", "No spaces or credentials in the URL.", ErrorCode.INVALID_FORMAT
+        )
     return url
 
 
 def _event_types(values: list[str]) -> list[str]:
     """Event type names (`kpi.measured`), `prefix.*`, or `*`; empty means every event."""
     if len(values) > MAX_EVENT_TYPES:
-        raise ValidationFailed("input.eventTypes", f"At most {MAX_EVENT_TYPES} event types.")
+        raise ValidationFailed(
+            "input.eventTypes", f"At most {MAX_EVENT_TYPES} event types.", ErrorCode.TOO_MANY
+        )
     out: list[str] = []
     for i, value in enumerate(values):
         value = value.strip()
         if len(value) > 64 or not EVENT_TYPE.match(value):
             raise ValidationFailed(
-                f"input.eventTypes.{i}", "Use names such as `kpi.measured`, `kpi.*` or `*`."
+                f"input.eventTypes.{i}",
+                "Use names such as `kpi.measured`, `kpi.*` or `*`.",
+                ErrorCode.INVALID_FORMAT,
             )
         if value not in out:
             out.append(value)
@@ -154,6 +166,7 @@ async def update_webhook_endpoint(
                 "input.enabled",
                 "This endpoint has no signing secret (the upgrade to encrypted secrets "
                 "erased it): give it one with rotateWebhookSecret, then enable it.",
+                ErrorCode.SECRET_MISSING,
             )
         endpoint.enabled = changes["enabled"] = True
         endpoint.disabled_at = None
@@ -188,6 +201,9 @@ async def endpoints_page(
 ) -> list[WebhookEndpoint]:
     """The organisation's endpoints, oldest first (admins only)."""
     if not may_see_endpoints(principal):
-        raise Forbidden("Only admins (with an `admin`-scoped token) see webhook endpoints.")
+        raise Forbidden(
+            "Only admins (with an `admin`-scoped token) see webhook endpoints.",
+            ErrorCode.ADMIN_REQUIRED,
+        )
     where = [] if enabled is None else [WebhookEndpoint.enabled.is_(enabled)]
     return await page_of(session, WebhookEndpoint, where=where, order=BY_CREATED, page=page)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okrgraph.domain import validation
 from okrgraph.domain.access import require_write
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.errors import Forbidden, ValidationFailed
+from okrgraph.domain.errors import ErrorCode, Forbidden, ValidationFailed
 from okrgraph.domain.kpis.catalog import get_kpi, may_manage_team_kpis
 from okrgraph.domain.kpis.service import MeasurementInput, record_kpi_measurements
 from okrgraph.domain.models import Kpi as KpiRow
@@ -67,14 +67,19 @@ class KpiMeasurementMutations:
     ) -> RecordKpiMeasurementsResult:
         async def action(session: AsyncSession, principal: Principal) -> Any:
             if len(input.items) > MAX_MEASUREMENTS:
-                raise ValidationFailed("input.items", f"At most {MAX_MEASUREMENTS} per call.")
+                raise ValidationFailed(
+                    "input.items", f"At most {MAX_MEASUREMENTS} per call.", ErrorCode.TOO_MANY
+                )
             require_write(principal)
             kpi = await get_kpi(session, parse_id(input.kpi_id, "Kpi", "input.kpiId"))
             integration = principal.person_id is None
             if not integration and not await may_manage_team_kpis(
                 session, principal, kpi.owner_team_id
             ):
-                raise Forbidden("Only an admin, a lead of the KPI's team or an integration may.")
+                raise Forbidden(
+                    "Only an admin, a lead of the KPI's team or an integration may.",
+                    ErrorCode.NOT_OWNER,
+                )
             inserted, duplicates = await record_kpi_measurements(
                 session,
                 org_id=principal.org_id,

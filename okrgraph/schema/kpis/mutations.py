@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import validation
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.errors import ValidationFailed
+from okrgraph.domain.errors import ErrorCode, ValidationFailed
 from okrgraph.domain.kpis import catalog
 from okrgraph.domain.models.enums import Direction, KpiCadence
 from okrgraph.schema import bounds
@@ -97,7 +97,9 @@ def _link_target(input: KpiLinkInput) -> dict[str, Any]:
         "objective_id": parse_optional_id(input.objective_id, "Objective", "input.objectiveId"),
     }
     if (targets["key_result_id"] is None) == (targets["objective_id"] is None):
-        raise ValidationFailed("input", "Give exactly one of keyResultId and objectiveId.")
+        raise ValidationFailed(
+            "input", "Give exactly one of keyResultId and objectiveId.", ErrorCode.EXACTLY_ONE_OF
+        )
     return targets
 
 
