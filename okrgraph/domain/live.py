@@ -1,10 +1,12 @@
 """Live updates over Redis pub/sub: the channels, the messages, and the hub that
 fans one process's single pub/sub connection out to its subscribers.
 
-The worker publishes an organisation's committed score changes on
-`progress_channel(org)`; the API publishes `AccessRevoked` on `ACCESS_CHANNEL`
-after committing a token's revocation or a person's archiving, so that every
-API process ends the subscriptions of that token or person at once.
+The worker publishes an organisation's committed score changes as a
+`ProgressChanged` on `progress_channel(org)`; the API publishes `AccessRevoked`
+on `ACCESS_CHANNEL` after committing a token's revocation or a person's
+archiving, so that every API process ends the subscriptions of that token or
+person at once. Both messages are defined here and (de)serialised only by their
+own `encode`/`decode`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -68,6 +71,78 @@ class AccessRevoked:
         )
 
 
+SubjectType = Literal["KEY_RESULT", "OBJECTIVE"]
+SUBJECT_TYPES: frozenset[str] = frozenset({"KEY_RESULT", "OBJECTIVE"})
+
+
+@dataclass(frozen=True)
+class SubjectChange:
+    """One committed change of a key result's score or an objective's progress:
+    the values the roll-up wrote (`value`, `status`) and those it replaced."""
+
+    subject_type: SubjectType
+    subject_id: uuid.UUID
+    value: float
+    status: str  # a Status name: NOT_STARTED, ON_TRACK, AT_RISK, OFF_TRACK
+    previous_value: float
+    previous_status: str
+
+
+@dataclass(frozen=True)
+class ProgressChanged:
+    """The worker's message after it commits a roll-up: every change of one
+    organisation's scores in that commit. `through`: every event recorded up to
+    then is included in the numbers. Published after commit, so a read made on
+    receipt sees at least these values."""
+
+    org_id: uuid.UUID
+    changes: tuple[SubjectChange, ...]
+    through: datetime | None = None
+
+    def encode(self) -> str:
+        return json.dumps(
+            {
+                "orgId": str(self.org_id),
+                "through": self.through.isoformat() if self.through else None,
+                "changes": [
+                    {
+                        "subjectType": c.subject_type,
+                        "id": str(c.subject_id),
+                        "value": c.value,
+                        "status": c.status,
+                        "previousValue": c.previous_value,
+                        "previousStatus": c.previous_status,
+                    }
+                    for c in self.changes
+                ],
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: str | bytes) -> ProgressChanged:
+        """The message, or ValueError/KeyError/TypeError for one this code did not
+        write; changes of subject types it does not know are left out."""
+        data = json.loads(raw)
+        through = data.get("through")
+        changes = tuple(
+            SubjectChange(
+                subject_type=c["subjectType"],
+                subject_id=uuid.UUID(c["id"]),
+                value=float(c["value"]),
+                status=str(c["status"]),
+                previous_value=float(c["previousValue"]),
+                previous_status=str(c["previousStatus"]),
+            )
+            for c in data["changes"]
+            if c.get("subjectType") in SUBJECT_TYPES
+        )
+        return cls(
+            org_id=uuid.UUID(data["orgId"]),
+            changes=changes,
+            through=datetime.fromisoformat(through) if through else None,
+        )
+
+
 class SubscriptionRefused(Exception):
     """A subscription the hub will not open (a cap, or Redis unreachable)."""
 
@@ -88,13 +163,14 @@ SHUTTING_DOWN = "SHUTTING_DOWN"
 
 @dataclass(eq=False)
 class Subscriber:
-    """One subscription: its messages arrive in `queue`, decoded once per message."""
+    """One subscription: its messages arrive in `queue`, decoded once per message
+    (not once per subscriber)."""
 
     org_id: uuid.UUID
     token_id: uuid.UUID | None
     person_id: uuid.UUID | None
     channel: str
-    queue: asyncio.Queue[dict[str, Any] | SubscriptionEnded] = field(
+    queue: asyncio.Queue[ProgressChanged | SubscriptionEnded] = field(
         default_factory=lambda: asyncio.Queue(SUBSCRIBER_BACKLOG)
     )
     ended: SubscriptionEnded | None = None
@@ -110,7 +186,7 @@ class Subscriber:
             except asyncio.QueueFull:
                 self.queue.get_nowait()
 
-    async def next(self) -> dict[str, Any]:
+    async def next(self) -> ProgressChanged:
         item = await self.queue.get()
         if isinstance(item, SubscriptionEnded):
             raise item
@@ -236,8 +312,10 @@ class LiveHub:
         listeners = self.subscribers.get(channel)
         if not listeners:
             return
-        message = json.loads(data)
+        message = ProgressChanged.decode(data)
         for subscriber in list(listeners):
+            if message.org_id != subscriber.org_id:
+                continue  # never another organisation's changes, whatever the channel
             try:
                 subscriber.queue.put_nowait(message)
             except asyncio.QueueFull:

@@ -15,6 +15,7 @@ from starlette.websockets import WebSocket
 
 import okrgraph.schema.enums  # noqa: F401 - every type module imports this one: enums first
 from okrgraph.domain.auth.tokens import Principal, authenticate
+from okrgraph.domain.db import set_tenant
 from okrgraph.domain.live import AccessRevoked, LiveHub
 from okrgraph.schema.loaders import Loaders
 
@@ -40,6 +41,9 @@ class Context:
     jobs_after_commit: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     connection_params: dict[str, Any] | None = None  # graphql-transport-ws connection_init
     recalc_requested: bool = False  # set when the operation emitted a roll-up event
+    # A subscription holds no transaction while it waits: each read made for one of
+    # its events runs in a short tenant-scoped transaction of its own (`db()`).
+    reads_per_use: bool = False
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
@@ -66,7 +70,13 @@ class Context:
 
     @asynccontextmanager
     async def db(self) -> AsyncIterator[AsyncSession]:
-        """The operation's session, one user at a time (resolvers run concurrently)."""
+        """The operation's session, one user at a time (resolvers run concurrently);
+        with `reads_per_use` and no session, a short read-only transaction of its own."""
+        if self.session is None and self.reads_per_use and self.principal is not None:
+            async with self.sessionmaker() as session:  # closing it rolls back: reads only
+                await set_tenant(session, self.principal.org_id)
+                yield session
+            return
         if self.session is None:
             raise RuntimeError("no transaction is open for this operation")
         async with self.lock:

@@ -7,65 +7,154 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Any
+from datetime import UTC, datetime
 
+import graphql
 import pytest
 import redis.asyncio as aioredis
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from websockets.exceptions import ConnectionClosed
 
 from okrgraph.api.app import create_app
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.live import LiveHub, progress_channel
+from okrgraph.domain.live import (
+    LiveHub,
+    ProgressChanged,
+    SubjectChange,
+    SubjectType,
+    progress_channel,
+)
+from okrgraph.domain.models import KeyResult as KeyResultRow
 from okrgraph.domain.models.enums import OrgRole
+from okrgraph.domain.models.enums import Status as StatusEnum
 from okrgraph.schema import schema
 from okrgraph.schema.context import Context
+from okrgraph.schema.export import sdl
 from okrgraph.schema.node import to_global_id
-from tests.factories import make_org, make_token
+from tests.factories import make_key_result, make_objective, make_org, make_token
 from tests.ws import graphql_ws, received, serving, subscribed
 
 SUBSCRIBE = """subscription($ids: [ID!]) {
-  progressChanged(ids: $ids) { id subjectType value status previousValue previousStatus }
+  progressChanged(ids: $ids) {
+    __typename
+    subject {
+      __typename
+      ... on KeyResult { id score status title }
+      ... on Objective { id progress status title }
+    }
+    previousValue previousStatus
+  }
 }"""
 
 
-def change(kind: str, id: uuid.UUID, value: float) -> dict[str, Any]:
-    return {"subjectType": kind, "id": str(id), "value": value, "status": "ON_TRACK",
-            "previousValue": 0.1, "previousStatus": "AT_RISK"}  # fmt: skip
+def change(kind: SubjectType, id: uuid.UUID, value: float = 0.5) -> SubjectChange:
+    return SubjectChange(kind, id, value, "ON_TRACK", 0.1, "AT_RISK")
 
 
-async def test_progress_changes_reach_the_subscriber(
-    redis_client: aioredis.Redis, sessionmaker: async_sessionmaker[AsyncSession]
-) -> None:
-    org, wanted, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    principal = Principal(
+def message(org: uuid.UUID, *changes: SubjectChange) -> str:
+    return ProgressChanged(org, changes).encode()
+
+
+def principal_of(org: uuid.UUID) -> Principal:
+    return Principal(
         org_id=org, token_id=uuid.uuid4(), scopes=frozenset({"read"}),
         person_id=uuid.uuid4(), org_role=OrgRole.MEMBER,
     )  # fmt: skip
+
+
+async def test_progress_changes_reach_the_subscriber(
+    redis_client: aioredis.Redis, sessionmaker: async_sessionmaker[AsyncSession], db: AsyncSession
+) -> None:
+    org = await make_org(db)
+    wanted = await make_objective(db, org.id, progress=0.75, status=StatusEnum.ON_TRACK)
+    other = await make_key_result(db, org.id)
     live = LiveHub(redis_client)
-    ctx = Context(request=None, sessionmaker=sessionmaker, principal=principal, live=live)
-    wanted_id = to_global_id("Objective", wanted)
+    ctx = Context(
+        request=None, sessionmaker=sessionmaker, principal=principal_of(org.id), live=live
+    )
+    wanted_id = to_global_id("Objective", wanted.id)
     stream = await schema.subscribe(
         SUBSCRIBE, context_value=ctx, variable_values={"ids": [wanted_id]}
     )
     first = asyncio.ensure_future(stream.__anext__())  # type: ignore[union-attr]
-    channel = progress_channel(org)
+    channel = progress_channel(org.id)
     await subscribed(redis_client, channel)
     # another organisation's channel and an unwanted id are not relayed
-    await redis_client.publish(progress_channel(uuid.uuid4()), json.dumps(
-        {"changes": [change("OBJECTIVE", wanted, 0.9)]}))  # fmt: skip
-    message = {"changes": [change("KEY_RESULT", other, 0.2), change("OBJECTIVE", wanted, 0.75)]}
-    await redis_client.publish(channel, json.dumps(message))
+    elsewhere = uuid.uuid4()
+    await redis_client.publish(
+        progress_channel(elsewhere), message(elsewhere, change("OBJECTIVE", wanted.id, 0.9))
+    )
+    await redis_client.publish(
+        channel,
+        message(org.id, change("KEY_RESULT", other.id, 0.2), change("OBJECTIVE", wanted.id, 0.75)),
+    )
     result = await asyncio.wait_for(first, 5)
     assert result.errors is None
     assert result.data == {
         "progressChanged": {
-            "id": wanted_id, "subjectType": "Objective", "value": 0.75, "status": "ON_TRACK",
+            "__typename": "ProgressChange",
+            "subject": {"__typename": "Objective", "id": wanted_id, "progress": 0.75,
+                        "status": "ON_TRACK", "title": wanted.title},
             "previousValue": 0.1, "previousStatus": "AT_RISK",
         }
     }  # fmt: skip
     await stream.aclose()  # type: ignore[union-attr]
     await live.aclose()
+
+
+async def test_the_subject_reads_as_of_delivery_with_fresh_loaders(
+    redis_client: aioredis.Redis, sessionmaker: async_sessionmaker[AsyncSession], db: AsyncSession
+) -> None:
+    """Each event reads its subject anew (no dataloader cache of an earlier event),
+    nested fields included, though the subscription holds no transaction."""
+    org = await make_org(db)
+    kr = await make_key_result(db, org.id, score=0.2)
+    live = LiveHub(redis_client)
+    ctx = Context(
+        request=None, sessionmaker=sessionmaker, principal=principal_of(org.id), live=live
+    )
+    query = """subscription { progressChanged {
+      subject { ... on KeyResult { id score objective { id title } } } } }"""
+    stream = await schema.subscribe(query, context_value=ctx)
+    results = []
+    for score in (0.2, 0.6):
+        await db.execute(update(KeyResultRow).where(KeyResultRow.id == kr.id).values(score=score))
+        await db.flush()
+        pending = asyncio.ensure_future(stream.__anext__())  # type: ignore[union-attr]
+        await subscribed(redis_client, progress_channel(org.id))
+        await redis_client.publish(
+            progress_channel(org.id), message(org.id, change("KEY_RESULT", kr.id, score))
+        )
+        result = await asyncio.wait_for(pending, 5)
+        assert result.errors is None, result.errors
+        results.append(result.data["progressChanged"]["subject"])
+    assert [r["score"] for r in results] == [0.2, 0.6]
+    assert results[1]["objective"]["id"] == to_global_id("Objective", kr.objective_id)
+    assert ctx.session is None  # nothing held between events
+    await stream.aclose()  # type: ignore[union-attr]
+    await live.aclose()
+
+
+def test_the_payload_has_no_id_of_another_type() -> None:
+    """Relay normalises any object with an `id` by that id: a ProgressChange carrying
+    its subject's id would overwrite the cached subject (issue 7)."""
+    sdl_schema = graphql.build_schema(sdl())
+    payload = sdl_schema.get_type("ProgressChange")
+    assert isinstance(payload, graphql.GraphQLObjectType)
+    assert "id" not in payload.fields
+    subject = graphql.get_named_type(payload.fields["subject"].type)
+    assert isinstance(subject, graphql.GraphQLUnionType)
+    assert {t.name for t in subject.types} == {"KeyResult", "Objective"}
+
+
+def test_the_message_round_trips() -> None:
+    sent = ProgressChanged(
+        uuid.uuid4(),
+        (change("KEY_RESULT", uuid.uuid4(), 0.25), change("OBJECTIVE", uuid.uuid4(), 1.0)),
+        datetime(2026, 12, 1, 12, tzinfo=UTC),
+    )
+    assert ProgressChanged.decode(sent.encode()) == sent
 
 
 async def test_anonymous_subscription_is_refused(
@@ -89,8 +178,9 @@ async def test_progress_changes_reach_a_websocket_client(
 ) -> None:
     org = await make_org(db)
     _, token = await make_token(db, org.id, scopes=["read"])
-    wanted = uuid.uuid4()
-    wanted_id = to_global_id("Objective", wanted)
+    wanted = await make_objective(db, org.id, progress=0.75, status=StatusEnum.ON_TRACK)
+    other = await make_key_result(db, org.id)
+    wanted_id = to_global_id("Objective", wanted.id)
     subscribe = {"query": SUBSCRIBE, "variables": {"ids": [wanted_id]}}
     app = create_app(sessionmaker=sessionmaker, queue=redis_client)
     async with (
@@ -101,13 +191,15 @@ async def test_progress_changes_reach_a_websocket_client(
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
         channel = progress_channel(org.id)
         await subscribed(redis_client, channel)
-        changes = [change("KEY_RESULT", uuid.uuid4(), 0.2), change("OBJECTIVE", wanted, 0.75)]
-        await redis_client.publish(channel, json.dumps({"changes": changes}))
+        changes = (change("KEY_RESULT", other.id, 0.2), change("OBJECTIVE", wanted.id, 0.75))
+        await redis_client.publish(channel, message(org.id, *changes))
         assert await received(ws) == {
             "id": "1",
             "type": "next",
             "payload": {"data": {"progressChanged": {
-                "id": wanted_id, "subjectType": "Objective", "value": 0.75, "status": "ON_TRACK",
+                "__typename": "ProgressChange",
+                "subject": {"__typename": "Objective", "id": wanted_id, "progress": 0.75,
+                            "status": "ON_TRACK", "title": wanted.title},
                 "previousValue": 0.1, "previousStatus": "AT_RISK",
             }}},
         }  # fmt: skip

@@ -1,20 +1,31 @@
 """Live updates over graphql-transport-ws, relayed from the worker's Redis channel
-through the process's one pub/sub connection (`LiveHub`)."""
+through the process's one pub/sub connection (`LiveHub`).
+
+A `ProgressChange` carries its subject itself (`subject { ... on KeyResult { id
+score status } }`), never an `id` of its own, so a client's normalised store
+(Relay, Apollo) updates the cached key result or objective in place. The
+subject is read when the event is delivered, in one short tenant-scoped
+transaction per message (no transaction is held while the subscription waits,
+nor while the event is sent); deeper fields of it read through this event's own
+dataloaders, each batch in a short transaction of its own.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated
 
 import strawberry
 
 from okrgraph.domain.auth.tokens import Principal
+from okrgraph.domain.graph.queries import rows_by_ids
 from okrgraph.domain.live import (
     REVOKED,
+    ProgressChanged,
+    SubjectChange,
     Subscriber,
     SubscriptionEnded,
     SubscriptionRefused,
@@ -23,42 +34,77 @@ from okrgraph.domain.live import (
 from okrgraph.schema.context import Context, Info
 from okrgraph.schema.enums import Status
 from okrgraph.schema.errors import ClientError, NotAuthenticated
-from okrgraph.schema.node import to_global_id
+from okrgraph.schema.loaders import Loaders
+from okrgraph.schema.node import NODE_KINDS, to_global_id
+from okrgraph.schema.okrs.key_result_types import KeyResult
+from okrgraph.schema.okrs.types import Objective
 from okrgraph.schema.permissions import CanRead, require_principal
 
+# The GraphQL type of each subject type of the worker's messages.
 SUBJECT_TYPES = {"OBJECTIVE": "Objective", "KEY_RESULT": "KeyResult"}
 # A subscription re-checks its token before delivering, at most this often: the
 # revocation broadcast ends it at once; this catches a broadcast lost with Redis.
 REAUTHORISE_EVERY_S = 1.0
 
 
-@strawberry.type(description="A score or progress that changed (committed).")
+ProgressSubject = Annotated[
+    KeyResult | Objective,
+    strawberry.union(
+        "ProgressSubject", description="What a progress change is about: a key result or objective."
+    ),
+]
+
+
+@strawberry.type(
+    description="A committed change of a key result's score or an objective's progress. "
+    "`subject` is the key result or objective itself, read when the change is delivered "
+    "(select `id` and the fields to refresh: a normalised client cache updates it in place); "
+    "`previousValue` and `previousStatus` are what the change replaced."
+)
 class ProgressChange:
-    id: strawberry.ID = strawberry.field(description="Global id of the objective or key result.")
-    subject_type: str = strawberry.field(description="`Objective` or `KeyResult`.")
-    value: float = strawberry.field(description="New score or progress, 0..1.")
-    status: Status = strawberry.field(description="New pace health.")
-    previous_value: float = strawberry.field(description="Value before.")
-    previous_status: Status = strawberry.field(description="Status before.")
+    subject: ProgressSubject = strawberry.field(
+        description="The key result (`score`, `status`) or objective (`progress`, `status`) "
+        "that changed, as it reads now."
+    )
+    previous_value: float = strawberry.field(description="Score or progress before, 0..1.")
+    previous_status: Status = strawberry.field(description="Pace health before.")
 
 
-def changes_in(message: dict[str, Any], wanted: set[str] | None) -> list[ProgressChange]:
+def wanted_changes(message: ProgressChanged, wanted: set[str] | None) -> list[SubjectChange]:
+    """The changes of a message this subscription asked for (`ids`, or all)."""
+    return [
+        c
+        for c in message.changes
+        if wanted is None or to_global_id(SUBJECT_TYPES[c.subject_type], c.subject_id) in wanted
+    ]
+
+
+async def read_changes(ctx: Context, changes: list[SubjectChange]) -> list[ProgressChange]:
+    """The payloads of `changes`, their subjects read in one short transaction
+    (`ctx.reads_per_use`) and primed into this event's fresh loaders, so nothing an
+    earlier event cached is shown. A subject gone or not visible is left out."""
+    assert ctx.principal is not None
+    org_id = ctx.principal.org_id
+    ctx.loaders = Loaders(ctx)
+    kinds = {t: NODE_KINDS[SUBJECT_TYPES[t]] for t in {c.subject_type for c in changes}}
+    found = {}
+    async with ctx.db() as session:
+        for t, kind in kinds.items():
+            ids = [c.subject_id for c in changes if c.subject_type == t]
+            found[t] = await rows_by_ids(session, kind.model, ids)
     out = []
-    for change in message.get("changes", []):
-        type_name = SUBJECT_TYPES.get(change["subjectType"])
-        if type_name is None:
+    for change in changes:
+        kind, row = kinds[change.subject_type], found[change.subject_type].get(change.subject_id)
+        if row is None or row.org_id != org_id:  # RLS, and our own check behind it
             continue
-        global_id = to_global_id(type_name, uuid.UUID(change["id"]))
-        if wanted is not None and global_id not in wanted:
+        if kind.visible and not kind.visible(ctx.principal, row):
             continue
+        ctx.loaders.by_id(kind.model).prime(change.subject_id, row)
         out.append(
             ProgressChange(
-                id=global_id,
-                subject_type=type_name,
-                value=change["value"],
-                status=Status(change["status"]),
-                previous_value=change["previousValue"],
-                previous_status=Status(change["previousStatus"]),
+                subject=kind.build(row),
+                previous_value=change.previous_value,
+                previous_status=Status(change.previous_status),
             )
         )
     return out
@@ -71,7 +117,7 @@ class Stream:
         self.ctx, self.principal, self.subscriber = ctx, principal, subscriber
         self.checked_at = time.monotonic()
 
-    async def next(self) -> dict[str, Any]:
+    async def next(self) -> ProgressChanged:
         expires_at = self.principal.expires_at
         if expires_at is None:
             return await self.subscriber.next()
@@ -106,6 +152,7 @@ class Subscription:
         if ctx.live is None:
             raise ClientError("Live updates are unavailable: Redis is not reachable.")
         wanted = {str(i) for i in ids} if ids is not None else None
+        ctx.reads_per_use = True  # no transaction while waiting; one per delivered message
         try:
             async with ctx.live.subscribe(
                 principal.org_id,
@@ -115,11 +162,12 @@ class Subscription:
             ) as subscriber:
                 stream = Stream(ctx, principal, subscriber)
                 while True:
-                    changes = changes_in(await stream.next(), wanted)
-                    if changes:
-                        await stream.still_authorised()
-                    for change in changes:
-                        yield change
+                    changes = wanted_changes(await stream.next(), wanted)
+                    if not changes:
+                        continue
+                    await stream.still_authorised()
+                    for payload in await read_changes(ctx, changes):
+                        yield payload
         except SubscriptionRefused as exc:
             raise ClientError(str(exc)) from None
         except SubscriptionEnded as exc:

@@ -6,14 +6,13 @@ that reads after a message sees the numbers it announced.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from okrgraph.domain.db import tenant_session
-from okrgraph.domain.live import progress_channel
+from okrgraph.domain.live import ProgressChanged, SubjectChange, SubjectType, progress_channel
 from okrgraph.domain.outbox.jobs import recalculation_job
 from okrgraph.domain.scores import service
 from okrgraph.domain.scores.service import ScoreChange
@@ -73,14 +72,19 @@ async def publish(
     """
     if not changes or ctx.get("redis") is None:
         return
-    message = json.dumps(
-        {
-            "orgId": str(org),
-            "through": through.isoformat() if through else None,
-            "changes": [c.as_json() for c in changes],
-        }
-    )
+    message = ProgressChanged(org, tuple(subject_change(c) for c in changes), through)
     try:
-        await ctx["redis"].publish(progress_channel(org), message)
+        await ctx["redis"].publish(progress_channel(org), message.encode())
     except Exception:  # Redis down: score.changed events stay in the outbox
         log.warning("could not publish score changes of %s", org)
+
+
+def subject_change(change: ScoreChange) -> SubjectChange:
+    return SubjectChange(
+        subject_type=cast(SubjectType, change.subject_type),
+        subject_id=change.subject_id,
+        value=change.value,
+        status=change.status,
+        previous_value=change.previous_value,
+        previous_status=change.previous_status,
+    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,11 +23,11 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.live import LiveHub, progress_channel
+from okrgraph.domain.live import LiveHub, ProgressChanged, SubjectChange, progress_channel
 from okrgraph.domain.models.enums import OrgRole
 from okrgraph.schema import schema
 from okrgraph.schema.context import Context
-from okrgraph.schema.node import NODE_KINDS, from_global_id, to_global_id
+from okrgraph.schema.node import NODE_KINDS, from_global_id
 from tests.api.security.world import (
     GRAPHQL_SCHEMA,
     MUTATIONS,
@@ -192,40 +191,48 @@ async def test_nested_reads_never_reach_another_organisation(
         assert not seen & other.all_ids()
 
 
-SUBSCRIBE = "subscription($ids: [ID!]) { progressChanged(ids: $ids) { id value } }"
+SUBSCRIBE = """subscription($ids: [ID!]) {
+  progressChanged(ids: $ids) { subject { ... on Objective { id title } } previousValue }
+}"""
 
 
-def progress(type_: str, id: uuid.UUID) -> str:
-    change = {"subjectType": type_, "id": str(id), "value": 0.5, "status": "ON_TRACK",
-              "previousValue": 0.1, "previousStatus": "AT_RISK"}  # fmt: skip
-    return json.dumps({"changes": [change]})
+def progress(org: uuid.UUID, id: uuid.UUID) -> str:
+    change = SubjectChange("OBJECTIVE", id, 0.5, "ON_TRACK", 0.1, "AT_RISK")
+    return ProgressChanged(org, (change,)).encode()
 
 
 async def test_subscribing_to_another_organisations_ids_relays_nothing_of_theirs(
-    redis_client: aioredis.Redis, sessionmaker: async_sessionmaker[AsyncSession]
+    redis_client: aioredis.Redis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    worlds: tuple[World, World],
 ) -> None:
-    org_a, org_b = uuid.uuid4(), uuid.uuid4()
-    mine, theirs = uuid.uuid4(), uuid.uuid4()
+    """Their channel is not ours; and a message on our channel naming their objective
+    (misrouted, forged) shows nothing of it: the subject is read in our tenant."""
+    a, b = worlds
     principal = Principal(
-        org_id=org_a, token_id=uuid.uuid4(), scopes=frozenset({"read"}),
+        org_id=a.org_id, token_id=uuid.uuid4(), scopes=frozenset({"read"}),
         person_id=uuid.uuid4(), org_role=OrgRole.ADMIN,
     )  # fmt: skip
     live = LiveHub(redis_client)
     ctx = Context(request=None, sessionmaker=sessionmaker, principal=principal, live=live)
-    wanted = [to_global_id("Objective", theirs), to_global_id("Objective", mine)]
+    wanted = [b.gid("obj_company"), a.gid("obj_company")]
     stream = await schema.subscribe(SUBSCRIBE, context_value=ctx, variable_values={"ids": wanted})
     first = asyncio.ensure_future(stream.__anext__())
-    channel = progress_channel(org_a)
+    channel = progress_channel(a.org_id)
     for _ in range(500):
         if dict(await redis_client.pubsub_numsub(channel)).get(channel.encode(), 0) >= 1:
             break
         await asyncio.sleep(0.01)  # Redis has no event for "someone subscribed"
     else:
         raise AssertionError("the subscription never subscribed")
-    await redis_client.publish(progress_channel(org_b), progress("OBJECTIVE", theirs))
-    await redis_client.publish(channel, progress("OBJECTIVE", mine))
+    theirs = b.id("obj_company")
+    await redis_client.publish(progress_channel(b.org_id), progress(b.org_id, theirs))
+    await redis_client.publish(channel, progress(b.org_id, theirs))  # their org, our channel
+    await redis_client.publish(channel, progress(a.org_id, theirs))  # our org, their objective
+    await redis_client.publish(channel, progress(a.org_id, a.id("obj_company")))
     result = await asyncio.wait_for(first, 5)
-    assert result.data == {"progressChanged": {"id": wanted[1], "value": 0.5}}
+    assert result.errors is None, result.errors
+    assert result.data["progressChanged"]["subject"]["id"] == wanted[1]
     await stream.aclose()
     await live.aclose()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,15 +24,20 @@ from websockets.exceptions import ConnectionClosed
 from okrgraph.api.app import create_app
 from okrgraph.api.websocket import REVOKED_CLOSE
 from okrgraph.domain.db import create_engine, create_sessionmaker, tenant_session
-from okrgraph.domain.live import MAX_SUBSCRIPTIONS_PER_TOKEN, progress_channel
+from okrgraph.domain.live import (
+    MAX_SUBSCRIPTIONS_PER_TOKEN,
+    ProgressChanged,
+    SubjectChange,
+    progress_channel,
+)
 from okrgraph.domain.models import ApiToken, CheckIn
 from okrgraph.domain.models.enums import OrgRole
 from okrgraph.schema.node import to_global_id
-from tests.factories import make_key_result, make_org, make_person, make_token
+from tests.factories import make_key_result, make_objective, make_org, make_person, make_token
 from tests.gql import data
 from tests.ws import acknowledged, graphql_ws, received, send, serving, subscribed
 
-SUBSCRIBE = "subscription { progressChanged { id value } }"
+SUBSCRIBE = "subscription { progressChanged { subject { ... on Objective { id progress } } } }"
 CREATE_TOKEN = """mutation($name: String!) {
   createApiToken(input: {name: $name, scopes: ["read"]}) {
     __typename ... on CreateApiTokenSuccess { secret }
@@ -54,6 +58,7 @@ class World:
     victim: ApiToken  # an admin person's admin token, whose socket stays open
     victim_secret: str
     admin_secret: str  # another admin, who revokes and archives
+    objective_id: uuid.UUID  # whose progress changes are published
 
 
 @pytest.fixture
@@ -66,7 +71,8 @@ async def world(db: AsyncSession) -> World:
     _, admin_secret = await make_token(
         db, org.id, scopes=["read", "write", "admin"], role=OrgRole.ADMIN
     )
-    return World(org.id, victim, victim_secret, admin_secret)
+    objective = await make_objective(db, org.id)
+    return World(org.id, victim, victim_secret, admin_secret, objective.id)
 
 
 @asynccontextmanager
@@ -89,10 +95,12 @@ async def drain(ws: ClientConnection) -> None:
         await received(ws)
 
 
-async def publish_change(redis_client: aioredis.Redis, org_id: uuid.UUID) -> None:
-    change = {"subjectType": "OBJECTIVE", "id": str(uuid.uuid4()), "value": 0.5,
-              "status": "ON_TRACK", "previousValue": 0.1, "previousStatus": "AT_RISK"}  # fmt: skip
-    await redis_client.publish(progress_channel(org_id), json.dumps({"changes": [change]}))
+async def publish_change(
+    redis_client: aioredis.Redis, org_id: uuid.UUID, objective_id: uuid.UUID
+) -> None:
+    change = SubjectChange("OBJECTIVE", objective_id, 0.5, "ON_TRACK", 0.1, "AT_RISK")
+    message = ProgressChanged(org_id, (change,))
+    await redis_client.publish(progress_channel(org_id), message.encode())
 
 
 async def revoke(http: httpx.AsyncClient, world: World, db: AsyncSession) -> None:
@@ -193,7 +201,7 @@ async def test_open_subscriptions_end_when_their_token_loses_its_rights(
             errors = ended["payload"] if ended["type"] == "error" else ended["payload"]["errors"]
             assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED"
             # and nothing more arrives for it: the next thing is its completion, if anything
-            await publish_change(redis_client, world.org_id)
+            await publish_change(redis_client, world.org_id, world.objective_id)
             if ended["type"] == "next":
                 assert await received(ws) == {"id": "live", "type": "complete"}
 
@@ -298,6 +306,7 @@ async def test_many_subscriptions_share_one_redis_subscription_and_a_token_is_ca
         await make_org(session, id=org_id)
         _, secret = await make_token(session, org_id, scopes=["read"])
         _, other_secret = await make_token(session, org_id, scopes=["read"])
+        subject = (org_id, (await make_objective(session, org_id)).id)
     channel = progress_channel(org_id)
     app = create_app(sessionmaker=committed, queue=redis_client)
     async with (
@@ -317,7 +326,7 @@ async def test_many_subscriptions_share_one_redis_subscription_and_a_token_is_ca
         await subscribed(redis_client, channel)
         want = {"other", *(f"a{i}" for i in range(half)),
                 *(f"b{i}" for i in range(MAX_SUBSCRIPTIONS_PER_TOKEN - half))}  # fmt: skip
-        assert await ids_reached(redis_client, org_id, [first, second, third], want) == want
+        assert await ids_reached(redis_client, subject, [first, second, third], want) == want
         # all of them, of both tokens, are served by one Redis subscription
         assert dict(await redis_client.pubsub_numsub(channel))[channel.encode()] == 1
         assert len(await redis_client.client_list()) <= clients_before + 1
@@ -329,17 +338,20 @@ async def test_many_subscriptions_share_one_redis_subscription_and_a_token_is_ca
         assert f"already has {MAX_SUBSCRIPTIONS_PER_TOKEN}" in errors[0]["message"]
         await send(third, "other-2", SUBSCRIBE)
         want = {"other", "other-2"}
-        assert await ids_reached(redis_client, org_id, [third], want) == want
+        assert await ids_reached(redis_client, subject, [third], want) == want
 
 
 async def ids_reached(
-    redis_client: aioredis.Redis, org_id: uuid.UUID, sockets: list[ClientConnection], want: set[str]
+    redis_client: aioredis.Redis,
+    subject: tuple[uuid.UUID, uuid.UUID],
+    sockets: list[ClientConnection],
+    want: set[str],
 ) -> set[str]:
     """The operation ids that receive a published change, publishing until all of
     `want` have (a subscription registers a moment after its `subscribe` message)."""
     got: set[str] = set()
     for _ in range(50):
-        await publish_change(redis_client, org_id)
+        await publish_change(redis_client, *subject)
         for ws in sockets:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.3):
@@ -357,6 +369,7 @@ async def test_subscriptions_survive_a_lost_redis_connection(
     async with tenant_session(committed, org_id) as session:
         await make_org(session, id=org_id)
         _, secret = await make_token(session, org_id, scopes=["read"])
+        subject = (org_id, (await make_objective(session, org_id)).id)
     channel = progress_channel(org_id)
     app = create_app(sessionmaker=committed, queue=redis_client)
     async with serving(app) as url, acknowledged(url, secret) as ws:
@@ -364,5 +377,5 @@ async def test_subscriptions_survive_a_lost_redis_connection(
         await subscribed(redis_client, channel)
         assert await redis_client.client_kill_filter(_type="pubsub") >= 1
         # the hub reconnects and re-subscribes: a change published afterwards arrives
-        assert await ids_reached(redis_client, org_id, [ws], {"live"}) == {"live"}
+        assert await ids_reached(redis_client, subject, [ws], {"live"}) == {"live"}
         assert dict(await redis_client.pubsub_numsub(channel))[channel.encode()] == 1
