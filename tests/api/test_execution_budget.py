@@ -72,11 +72,17 @@ WALK = (
 
 
 def heavy_introspection() -> str:
-    """An allowed query (just under MAX_COST) that takes the executor seconds and
-    no SQL: every value is completed synchronously. Unique, so never cached."""
+    """An allowed query (just under MAX_COST, as many aliases as fit) that takes
+    the executor seconds and no SQL: every value is completed synchronously.
+    Unique, so never cached."""
     tag = "s" + uuid.uuid4().hex[:8]
-    aliases = " ".join(f"{tag}{i}: __schema {{ ...W }}" for i in range(19))
-    return f"{{ {aliases} }} fragment W on __Schema {{ {WALK} }}"
+
+    def query(aliases: int) -> str:
+        spread = " ".join(f"{tag}{i}: __schema {{ ...W }}" for i in range(aliases))
+        return f"{{ {spread} }} fragment W on __Schema {{ {WALK} }}"
+
+    fitting = [n for n in range(1, 31) if query_cost(schema._schema, parse(query(n))) <= MAX_COST]
+    return query(max(fitting))
 
 
 @contextmanager
