@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import scoring
 from okrgraph.domain.errors import Conflict, ErrorCode, NotFound, ValidationFailed
-from okrgraph.domain.models import AuditEntry, CheckIn, Cycle, KeyResult, Objective
+from okrgraph.domain.models import AuditEntry, CheckIn, Cycle, KeyResult, Objective, ScoreHistory
 from okrgraph.domain.models.enums import (
     CycleState,
     KeyResultDriver,
@@ -23,10 +23,8 @@ from okrgraph.domain.models.enums import (
     Status,
     SubjectType,
 )
-from okrgraph.domain.outbox.service import CHECKIN_CREATED
-from okrgraph.domain.scores.changes import record_written
+from okrgraph.domain.outbox.service import CHECKIN_CREATED, emit, recalc_payload
 from okrgraph.domain.scores.queries import org_timezone
-from okrgraph.domain.scores.requests import request_recalculation
 from okrgraph.domain.scores.sql import SAME_SCORE
 from okrgraph.domain.validation import LONG_TEXT, instant, number, text_field
 
@@ -159,22 +157,17 @@ async def record_check_in(
         kr.score, expected, stretch=kr.stretch, confidence=kr.confidence
     )
     changed = abs(kr.score - old_score) > SAME_SCORE or kr.status is not old_status
-    written = []
     if changed:
         kr.score_updated_at = now
-        # Written here, not by the roll-up (which will find it current): announced
-        # by the job that consumes this check-in's request, with its ancestors.
-        written.append(
-            await record_written(
-                session,
-                org_id,
-                SubjectType.KEY_RESULT,
-                kr.id,
-                kr.score,
-                kr.status,
-                old_score,
-                old_status,
-                now,
+        session.add(
+            ScoreHistory(
+                org_id=org_id,
+                id=uuid.uuid4(),
+                subject_type=SubjectType.KEY_RESULT,
+                subject_id=kr.id,
+                value=kr.score,
+                status=kr.status,
+                recorded_at=now,
             )
         )
     session.add(
@@ -197,15 +190,12 @@ async def record_check_in(
             created_at=now,
         )
     )
-    await request_recalculation(
+    await emit(
         session,
-        org_id,
-        check_in,
+        org_id=org_id,
         type=CHECKIN_CREATED,
         subject_type="KEY_RESULT",
         subject_id=kr.id,
-        created=True,
-        written=written,
         payload={
             "check_in_id": str(check_in.id),
             "key_result_id": str(kr.id),
@@ -213,6 +203,7 @@ async def record_check_in(
             "score": kr.score,
             "status": kr.status.value,
             "previous_status": old_status.value if isinstance(old_status, Status) else None,
+            "recalc": recalc_payload(key_result_ids=[kr.id]),
         },
         now=now,
     )

@@ -23,11 +23,10 @@ from okrgraph.domain.kpis.service import refresh_kpis
 from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import KeyResult, Kpi, KpiLink, Objective, Team
 from okrgraph.domain.models.enums import Direction, KpiCadence
-from okrgraph.domain.scores.requests import request_recalculation
+from okrgraph.domain.outbox.service import emit, recalc_payload
 from okrgraph.domain.validation import number, text_field
 
 KPI_LINKED = "kpi.linked"
-KPI_UNLINKED = "kpi.unlinked"
 
 
 @dataclass(frozen=True)
@@ -313,17 +312,19 @@ async def link_kpi(
     await session.flush()
     target = {"key_result_id": key_result_id, "objective_id": objective_id}
     record_audit(session, principal, "kpi.linked", "Kpi", kpi.id, target)
-    # A KPI-driven KR now follows the KPI's latest value (scores.requests decides).
-    if await request_recalculation(
-        session,
-        principal.org_id,
-        link,
-        type=KPI_LINKED,
-        subject_type="KPI",
-        subject_id=kpi.id,
-        created=True,
-        payload={"kpi_id": str(kpi.id), "key_result_id": str(key_result_id)},
-    ):
+    if key_result_id is not None:  # a KPI-driven KR now follows the KPI's latest value
+        await emit(
+            session,
+            org_id=principal.org_id,
+            type=KPI_LINKED,
+            subject_type="KPI",
+            subject_id=kpi.id,
+            payload={
+                "kpi_id": str(kpi.id),
+                "key_result_id": str(key_result_id),
+                "recalc": recalc_payload(kpi_ids=[kpi.id], key_result_ids=[key_result_id]),
+            },
+        )
         await session.flush()
     return kpi
 
@@ -354,14 +355,4 @@ async def unlink_kpi(
     await session.flush()
     target = {"key_result_id": key_result_id, "objective_id": objective_id}
     record_audit(session, principal, "kpi.unlinked", "Kpi", kpi.id, target)
-    await request_recalculation(
-        session,
-        principal.org_id,
-        link,
-        type=KPI_UNLINKED,
-        subject_type="KPI",
-        subject_id=kpi.id,
-        removed=True,
-        payload={"kpi_id": str(kpi.id), "key_result_id": str(key_result_id)},
-    )
     return kpi

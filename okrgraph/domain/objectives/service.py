@@ -1,8 +1,7 @@
 """Writes of objectives and of the alignment DAG between them.
 
-Every write asks `scores.requests.request_recalculation` for the roll-up it
-needs; that module, not this one, decides which columns move numbers and which
-nodes to recompute (an edge's parent, say, not its child).
+A change that moves scores (state, driver, an edge, a weight) emits an outbox
+event asking the worker to recompute the ancestors of what changed.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from okrgraph.domain.models import Alignment, KeyResult, Objective
 from okrgraph.domain.models.enums import CycleState, Level, ObjectiveDriver, ObjectiveState
 from okrgraph.domain.objectives.queries import related_objectives
 from okrgraph.domain.organizations.service import get_person, get_team
-from okrgraph.domain.scores.requests import request_recalculation
+from okrgraph.domain.outbox.service import emit, recalc_payload
 from okrgraph.domain.validation import LONG_TEXT, text_field, weight
 
 OBJECTIVE_CHANGED = "objective.changed"
@@ -69,23 +68,17 @@ async def _check_owner(
 async def _recalc(
     session: AsyncSession,
     principal: Principal,
-    row: Objective | Alignment,
-    event: str,
-    *,
-    changed: list[str] | None = None,
-    created: bool = False,
-    removed: bool = False,
+    objective_ids: list[uuid.UUID],
+    type: str,
+    subject_id: uuid.UUID,
 ) -> None:
-    await request_recalculation(
+    await emit(
         session,
-        principal.org_id,
-        row,
-        type=event,
-        subject_type=type(row).__name__,
-        subject_id=row.id,
-        changed=changed or [],
-        created=created,
-        removed=removed,
+        org_id=principal.org_id,
+        type=type,
+        subject_type="Objective",
+        subject_id=subject_id,
+        payload={"recalc": recalc_payload(objective_ids=objective_ids)},
     )
 
 
@@ -140,7 +133,6 @@ async def create_objective(
         objective.id,
         {"title": title, "level": level},
     )
-    await _recalc(session, principal, objective, OBJECTIVE_CHANGED, created=True)
     return objective
 
 
@@ -174,19 +166,20 @@ async def update_objective(
         changes["owner"] = [new_team, new_person]
         # The new owner must be one the caller may also act for.
         await require_objective_editor(session, principal, objective)
+    rescore = False
     if state is not None and state is not objective.state:
         objective.state = changes["state"] = state
+        rescore = True
     if progress_driver is not None and progress_driver is not objective.progress_driver:
         objective.progress_driver = changes["progress_driver"] = progress_driver
+        rescore = True
     await session.flush()
     # `updated_at` is set by the database on UPDATE and expired by the flush: load it
     # now, while IO is possible (the payload is built outside the session).
     await session.refresh(objective, ["updated_at"])
     record_audit(session, principal, "objective.updated", "Objective", objective.id, changes)
-    # Every column written; scores.requests decides which of them move numbers.
-    columns = {"owner": ["owner_team_id", "owner_person_id"]}
-    changed = [column for name in changes for column in columns.get(name, [name])]
-    await _recalc(session, principal, objective, OBJECTIVE_CHANGED, changed=changed)
+    if rescore:
+        await _recalc(session, principal, [objective.id], OBJECTIVE_CHANGED, objective.id)
     return objective
 
 
@@ -280,7 +273,7 @@ async def align_objective(
         alignment.id,
         {"child": child.id, "parent": parent.id, "weight": weight_value},
     )
-    await _recalc(session, principal, alignment, ALIGNMENT_CHANGED, created=True)
+    await _recalc(session, principal, [child.id], ALIGNMENT_CHANGED, child.id)
     return alignment
 
 
@@ -300,13 +293,10 @@ async def update_alignment(
     await require_objective_editor(
         session, principal, await get_objective(session, alignment.child_objective_id)
     )
-    changed = []
     if weight_value is not None:
         alignment.weight = weight(weight_value, "input.weight")
-        changed.append("weight")
     if contributes is not None:
         alignment.contributes = contributes
-        changed.append("contributes")
     await session.flush()
     record_audit(
         session,
@@ -316,7 +306,13 @@ async def update_alignment(
         alignment.id,
         {"weight": alignment.weight, "contributes": alignment.contributes},
     )
-    await _recalc(session, principal, alignment, ALIGNMENT_CHANGED, changed=changed)
+    await _recalc(
+        session,
+        principal,
+        [alignment.child_objective_id],
+        ALIGNMENT_CHANGED,
+        alignment.child_objective_id,
+    )
     return alignment
 
 
@@ -327,8 +323,28 @@ async def remove_alignment(
     await require_objective_editor(
         session, principal, await get_objective(session, alignment.child_objective_id)
     )
+    # The parent loses a term: recompute from the parent's side.
+    parent_ids = [alignment.parent_objective_id] if alignment.parent_objective_id else []
+    if alignment.parent_key_result_id:
+        kr = await session.get(KeyResult, (principal.org_id, alignment.parent_key_result_id))
+        if kr is not None:
+            parent_ids.append(kr.objective_id)
     await session.delete(alignment)
     await session.flush()
     record_audit(session, principal, "alignment.removed", "Alignment", alignment_id)
-    await _recalc(session, principal, alignment, ALIGNMENT_CHANGED, removed=True)
+    await emit(
+        session,
+        org_id=principal.org_id,
+        type=ALIGNMENT_CHANGED,
+        subject_type="Alignment",
+        subject_id=alignment_id,
+        payload={
+            "recalc": recalc_payload(
+                objective_ids=parent_ids,
+                key_result_ids=[alignment.parent_key_result_id]
+                if alignment.parent_key_result_id
+                else [],
+            )
+        },
+    )
     return alignment_id
