@@ -104,3 +104,151 @@ async def test_serve_and_worker_refuse_to_start_without_a_secret_key(
     assert code == 2
     assert f"okr: {says}" in out
     assert "Traceback" not in out
+
+
+# Every command and bad input: one line naming the setting or option and what is
+# wrong, a non-zero exit, no traceback, no password. `{db}` is a migrated database.
+LONG = "x" * 300
+BAD_URL = "postgresql//nope:pw@"
+MYSQL = "mysql://okr:pw@127.0.0.1:3306/okr"
+DB_COMMANDS = [
+    ["migrate"],
+    ["seed"],
+    ["serve", "--port", "{free}"],
+    ["worker"],
+    ["webhooks", "reseal"],
+    ["org", "list"],
+    ["org", "create", "--slug", "s", "--name", "n", "--admin-email", "a@b.example"],
+    ["token", "create", "--org", "demo", "--name", "n", "--integration", "ci"],
+    ["token", "list", "--org", "demo"],
+    ["token", "revoke", "okr_abcdef", "--org", "demo"],
+    ["dev", "--port", "{free}", "--data-dir", "{tmp}"],
+]
+CASES: list[tuple[list[str], dict[str, str], int, str]] = [
+    *[(c, {"DATABASE_URL": BAD_URL}, 2, "okr: DATABASE_URL is not a URL") for c in DB_COMMANDS],
+    *[(c, {"DATABASE_URL": MYSQL}, 2, "okr: DATABASE_URL is a mysql:// URL") for c in DB_COMMANDS],
+    (["migrate"], {"DATABASE_URL": "postgresql://h:99999/x"}, 2, "DATABASE_URL: port 99999"),
+    *[
+        (c, {"DATABASE_URL": "{db}", "REDIS_URL": "http://pw@x"}, 2, "okr: REDIS_URL is a http://")
+        for c in (["serve", "--port", "{free}"], ["worker"], ["worker", "--check"])
+    ],
+    (["serve", "--port", "70000"], {}, 2, "okr: serve: Invalid value for '--port'"),
+    (["dev", "--port", "70000"], {}, 2, "okr: dev: Invalid value for '--port'"),
+    (["serve"], {"OKR_PORT": "70000"}, 2, "okr: --port or OKR_PORT: port 70000 is not a TCP port"),
+    (["serve"], {"OKR_PORT": "abc"}, 2, "okr: OKR_PORT: Input should be a valid integer"),
+    (
+        ["serve", "--host", "192.0.2.1", "--port", "{free}"],
+        {},
+        2,
+        "okr: --host or OKR_HOST: host 192.0.2.1 is not an address of this machine",
+    ),
+    (["serve", "--host", "no-such-host.invalid"], {}, 2, "is not an address or a name"),
+    (
+        ["dev", "--port", "{free}", "--data-dir", "{tmp}"],
+        {"OKR_HOST": "192.0.2.1"},
+        2,
+        "okr: OKR_HOST: host 192.0.2.1 is not an address of this machine",
+    ),
+    (
+        ["token", "create", "--org", "demo", "--name", LONG, "--integration", "ci"],
+        {"DATABASE_URL": "{db}"},
+        2,
+        "okr: --name: At most 200 characters",
+    ),
+    (
+        ["token", "create", "--org", "demo", "--name", "n", "--integration", LONG],
+        {"DATABASE_URL": "{db}"},
+        2,
+        "okr: --integration: At most 200 characters",
+    ),
+    (
+        ["token", "create", "--org", "demo", "--name", "n", "--person", f"{LONG * 2}@x.example"],
+        {"DATABASE_URL": "{db}"},
+        2,
+        "okr: --person: At most 320 characters",
+    ),
+    (
+        [
+            "token",
+            "create",
+            "--org",
+            "demo",
+            "--name",
+            "n",
+            "--integration",
+            "ci",
+            "--scope",
+            "root",
+        ],
+        {"DATABASE_URL": "{db}"},
+        2,
+        "okr: --scope: Unknown scope 'root'",
+    ),
+    (
+        ["org", "create", "--slug", LONG, "--name", "n", "--admin-email", "a@b.example"],
+        {"DATABASE_URL": "{db}"},
+        2,
+        "okr: --slug: At most 100 characters",
+    ),
+    (
+        ["org", "create", "--slug", "Not A Slug", "--name", "n", "--admin-email", "a@b.example"],
+        {"DATABASE_URL": "{db}"},
+        2,
+        "okr: --slug: 'Not A Slug' is not a slug",
+    ),
+    (
+        ["org", "create", "--slug", "ok", "--name", LONG, "--admin-email", "a@b.example"],
+        {"DATABASE_URL": "{db}"},
+        2,
+        "okr: --name: At most 200 characters",
+    ),
+    (
+        ["org", "create", "--slug", "ok", "--name", "n", "--admin-email", "nobody"],
+        {"DATABASE_URL": "{db}"},
+        2,
+        "okr: --admin-email: 'nobody' is not an e-mail address",
+    ),
+    (
+        ["token", "list", "--org", "nope"],
+        {"DATABASE_URL": "{db}"},
+        1,
+        "okr: no organisation with slug 'nope'",
+    ),
+    (
+        ["token", "revoke", "not-a-token", "--org", "nope"],
+        {"DATABASE_URL": "{db}"},
+        1,
+        "okr: no organisation with slug 'nope'",
+    ),
+    (["token", "list"], {}, 2, "okr: token list: Missing option '--org'"),
+    (["org", "list", "--data-dir", "{tmp}"], {}, 1, "no embedded PostgreSQL there"),
+    (["token", "list"], {"DATABASE_URL": "{db}"}, 2, "Missing option '--org'"),
+    (["nope"], {}, 2, "okr: No such command 'nope'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "says"),
+    CASES,
+    ids=[" ".join(c[0])[:40] + f"|{c[3][:30]}" for c in CASES],
+)
+async def test_bad_input_is_one_line_and_a_non_zero_exit(
+    okr_env: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
+    args: list[str],
+    env: dict[str, str],
+    code: int,
+    says: str,
+) -> None:
+    fill = {"{db}": database_url, "{free}": str(free_port()), "{tmp}": str(tmp_path / "d")}
+    args = [fill.get(a, a) for a in args]
+    child_env = {**okr_env, **{k: fill.get(v, v) for k, v in env.items()}}
+    got, out = await okr(*args, env=child_env)
+    lines = out.strip().splitlines()
+    assert (got, len(lines)) == (code, 1), out
+    assert says in lines[0], out
+    assert lines[0].startswith("okr: ")
+    assert "Traceback" not in out
+    assert ":pw@" not in out
+    assert "pw@x" not in out

@@ -17,12 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from okrgraph.domain.auth.service import revoke_api_token
 from okrgraph.domain.auth.tokens import (
+    SCOPES,
     TOKEN_PREFIX,
     create_token,
     hash_secret,
     system_principal,
 )
 from okrgraph.domain.db import set_tenant
+from okrgraph.domain.errors import ValidationFailed
 from okrgraph.domain.models import ApiToken, Person
 from okrgraph.domain.organizations.operations import (
     check_email,
@@ -56,6 +58,14 @@ async def create_token_for(
     integration; its secret. Inputs are checked first (ValidationFailed on
     `--name`, `--person`, `--integration`)."""
     name = text_field(name, "--name", max_length=NAME)
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise ValidationFailed(
+            "--scope",
+            f"Unknown scope {unknown[0]!r}; use {', '.join(SCOPES)}"
+            if unknown
+            else "Give at least one scope",
+        )
     if person_email is not None:
         person_email = check_email(person_email, "--person")
     if integration_name is not None:
