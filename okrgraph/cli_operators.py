@@ -53,7 +53,7 @@ def operator_database(data_dir: Path | None, command: str) -> Iterator[str]:
     where = data_dir.expanduser().resolve()
     with dev_database(where, f"okr {command}") as db:
         if db.started:
-            say(f"okr: okr dev is not running on {where}; started its database for this")
+            say(f"okr: okr dev is not running on {where}; started its database for this", err=True)
         require(check_database(db.url))
         yield db.url
 
