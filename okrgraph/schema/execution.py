@@ -23,10 +23,12 @@ however many of its tasks are ready at once.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any, cast
 
+import graphql
 import graphql.execution.executor as graphql_executor
 from graphql import (
     ExecutionResult,
@@ -49,6 +51,62 @@ from okrgraph.schema.limits import (
 
 MAX_EXECUTION_SECONDS = MAX_EXECUTION_MS / 1000
 SLICE_SECONDS = SLICE_MS / 1000
+
+
+# What the patches below replace or override, as graphql-core 3.3 has it: the
+# range pyproject.toml declares. A graphql-core without these fails at import,
+# never silently (a patched name nothing calls any more, an override never called).
+GRAPHQL_CORE_RANGE = ">=3.3.2,<3.4"
+OVERRIDDEN = {
+    "execute_fields": [
+        "self", "parent_type", "source_value", "path", "grouped_field_set", "position_context"
+    ],
+    "complete_iterable_value": [
+        "self", "item_type", "field_details_list", "info", "path", "items", "position_context"
+    ],
+    "collect_subfields": ["self", "return_type", "field_details_list"],
+    "build_response": ["self", "data"],
+    "is_awaitable": ["value"],
+}  # fmt: skip
+
+
+def missing_graphql_core_internals() -> list[str]:
+    """What this module relies on that the installed graphql-core lacks."""
+    missing = []
+    gather = getattr(graphql_executor, "gather_with_cancel", None)
+    executor = getattr(graphql_executor, "Executor", None)
+    callers = [
+        name
+        for name, member in vars(executor or object).items()
+        if inspect.isfunction(member)
+        and member.__globals__ is vars(graphql_executor)
+        and "gather_with_cancel" in member.__code__.co_names
+    ]
+    if not inspect.iscoroutinefunction(gather) or not callers:
+        missing.append("graphql.execution.executor.gather_with_cancel, called by Executor")
+    for name, parameters in OVERRIDDEN.items():
+        method = getattr(StrawberryGraphQLCoreExecutionContext, name, None)
+        try:
+            found = list(inspect.signature(method).parameters) if callable(method) else None
+        except (TypeError, ValueError):
+            found = None
+        if found != parameters:
+            missing.append(f"ExecutionContext.{name}({', '.join(parameters)})")
+    return missing
+
+
+def require_graphql_core() -> None:
+    """Fail loudly, naming the version, when graphql-core lacks what is patched here."""
+    missing = missing_graphql_core_internals()
+    if missing:
+        raise RuntimeError(
+            f"okrgraph.schema.execution is written for graphql-core{GRAPHQL_CORE_RANGE}; "
+            f"the installed graphql-core {graphql.__version__} lacks {'; '.join(missing)}. "
+            f"Install graphql-core{GRAPHQL_CORE_RANGE} or port this module."
+        )
+
+
+require_graphql_core()
 
 
 async def gather_settled(*awaitables: Any) -> list[Any]:
