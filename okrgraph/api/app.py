@@ -13,8 +13,12 @@ from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
-from starlette.routing import Route, WebSocketRoute
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
+from okrgraph.api.graphiql import ASSETS_PATH
 from okrgraph.api.graphql import OkrGraphQL
 from okrgraph.api.routes import healthz, readyz
 from okrgraph.domain.config import Settings, settings
@@ -124,6 +128,25 @@ def create_app(
             Route("/readyz", readyz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            Mount(ASSETS_PATH, StaticFiles(packages=[("okrgraph.api", "static")]), name="static"),
         ],
+        middleware=[cors(cfg)],
         lifespan=lifespan,
+    )
+
+
+def cors(cfg: Settings) -> Middleware:
+    """Browser apps on the allowed origins (`OKR_CORS_ORIGINS`) may call /graphql: the
+    preflight is answered, and responses carry Access-Control-Allow-Origin. Tokens go
+    in the Authorization header, never in cookies, so credentials stay off. The
+    websocket's Origin is checked by the GraphQL view (CORS does not cover it)."""
+    origins, pattern = cfg.allowed_origins()
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_origin_regex=pattern,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Accept"],
+        expose_headers=["WWW-Authenticate", "Retry-After"],
+        max_age=600,
     )

@@ -14,18 +14,26 @@ GraphQL-over-HTTP rules (https://graphql.github.io/graphql-over-http/draft/).
   JSON nested deeper than `MAX_JSON_DEPTH`, a body over `MAX_REQUEST_BYTES`, a
   bad token) get a 4xx with a GraphQL-shaped body:
   `{"errors": [{"message": ..., "extensions": {"code": ...}}]}`.
-- A browser asking for text/html gets GraphiQL.
+- A request that accepts none of the media types above (`Accept: text/plain`)
+  gets 406 Not Acceptable; a browser's GET asking for text/html gets GraphiQL,
+  served with its assets from this package (okrgraph/api/graphiql.py).
+- Authentication is all or nothing: a request without a token may only
+  introspect (`__schema`, `__type`, `__typename`); one that selects anything
+  else answers 401 with `WWW-Authenticate`, exactly as a bad token does.
+- A websocket upgrade from a browser page on an origin that is not allowed
+  (`OKR_CORS_ORIGINS`; the API's own origin always is) is refused with 403.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -39,6 +47,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from okrgraph.api.graphiql import graphiql_html
 from okrgraph.api.ratelimit import AnonymousRateLimit
 from okrgraph.api.websocket import OkrTransportWSHandler
 from okrgraph.domain.auth.tokens import Principal, authenticate
@@ -56,6 +65,7 @@ HTTP_CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHENTICATED",
     405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
     413: "REQUEST_TOO_LARGE",
     500: "INTERNAL",
 }
@@ -92,6 +102,32 @@ def negotiate(accept: str | None) -> str:
         elif media in (JSON, "application/*", "*/*"):
             json_q = max(json_q, q)
     return GRAPHQL_RESPONSE if graphql_q > 0 and graphql_q >= json_q else JSON
+
+
+def acceptable(request: Request) -> bool:
+    """Whether the client accepts a response we can give: JSON or
+    graphql-response+json (also through a wildcard), no Accept header at all, or,
+    for a browser's GET, the GraphiQL page (text/html)."""
+    accept = request.headers.get("accept")
+    if accept is None or not accept.strip():
+        return True
+    for part in accept.split(","):
+        media, *params = (p.strip().lower() for p in part.split(";"))
+        q = next((p[2:] for p in params if p.startswith("q=")), "1")
+        try:
+            if float(q) <= 0:
+                continue
+        except ValueError:
+            continue
+        if media in (GRAPHQL_RESPONSE, JSON, "application/*", "*/*"):
+            return True
+        if media == "text/html" and request.method == "GET":
+            return True
+    return False
+
+
+def unauthenticated(errors: Any) -> bool:
+    return any(str((e.extensions or {}).get("code")) == "UNAUTHENTICATED" for e in errors)
 
 
 def json_response(body: Any, status: int, media_type: str) -> Response:
@@ -166,12 +202,15 @@ class OkrGraphQL(GraphQL[Context, None]):
     def __init__(self, cfg: Settings, schema: BaseSchema = okr_schema) -> None:
         # Only graphql-transport-ws: the legacy graphql-ws protocol would bypass the
         # per-operation authorisation of OkrTransportWSHandler.
+        origins, pattern = cfg.allowed_origins()
         super().__init__(
             schema,
             graphql_ide="graphiql",
             allow_queries_via_get=True,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            allowed_origins=origins,
         )
+        self.origin_pattern = re.compile(pattern) if pattern else None
         self.cfg = cfg
         self.anonymous = AnonymousRateLimit.of(cfg)
 
@@ -181,6 +220,11 @@ class OkrGraphQL(GraphQL[Context, None]):
         request = Request(scope, receive)
         media_type = negotiate(request.headers.get("accept"))
         try:
+            if not acceptable(request):
+                raise HTTPException(
+                    406,
+                    f"Accept {GRAPHQL_RESPONSE} or {JSON}: no other media type is served.",
+                )
             await read_body(request)
             response = self.anonymous.refusal(request, media_type) or await self.run(request)
         except HTTPException as exc:
@@ -196,6 +240,18 @@ class OkrGraphQL(GraphQL[Context, None]):
             log.exception("unhandled error in /graphql")
             response = json_response(error_body(INTERNAL_MESSAGE, "INTERNAL"), 500, media_type)
         await response(scope, receive, send)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL with its assets from this package (no CDN: works offline)."""
+        return HTMLResponse(graphiql_html())
+
+    def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
+        """A cross-origin upgrade (a browser page elsewhere): the allowed origins, or
+        dev mode's localhost pattern. Same-origin and Origin-less (non-browser)
+        upgrades never come here."""
+        if super().is_websocket_origin_allowed(request, origin):
+            return True
+        return self.origin_pattern is not None and bool(self.origin_pattern.fullmatch(origin))
 
     def decode_json(self, data: str | bytes) -> object:
         """JSON at most MAX_JSON_DEPTH deep; deeper (or not JSON at all) is a 400,
@@ -232,6 +288,8 @@ class OkrGraphQL(GraphQL[Context, None]):
             principal = await authenticate(app.state.sessionmaker, token)
             if principal is None:
                 raise HTTPException(401, "Invalid, expired or revoked API token.")
+        if not isinstance(request, WebSocket):
+            request.state.anonymous = token is None
         # A websocket's token (upgrade header or connection_init) is checked in
         # on_ws_connect, and again for every operation (api/websocket.py).
         return Context(
@@ -267,12 +325,18 @@ class OkrGraphQL(GraphQL[Context, None]):
     async def process_result(
         self, request: Request | WebSocket, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
-        body = process_result(result)
         errors = result.errors or []
+        sub_response: Response = request.state.sub_response
+        if getattr(request.state, "anonymous", False) and unauthenticated(errors):
+            # No token and something selected that needs one: 401, as for a bad token.
+            sub_response.status_code = 401
+            sub_response.headers.update(HEADERS_BY_STATUS[401])
+            message = "A valid API token is required (Authorization: Bearer okr_...)."
+            return error_body(message, "UNAUTHENTICATED")  # type: ignore[return-value]
+        body = process_result(result)
         request_error = result.data is None and not any(e.path for e in errors)
         if request_error:
             del body["data"]  # the spec: no `data` when execution never started
-        sub_response: Response = request.state.sub_response
         if sub_response.media_type == GRAPHQL_RESPONSE and request_error:
             statuses = {
                 STATUS_BY_CODE.get(str((e.extensions or {}).get("code")), 400) for e in errors

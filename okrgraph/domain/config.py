@@ -37,6 +37,15 @@ class Settings(BaseSettings):
         ),
     )
     dev: bool = Field(default=False, description="Dev mode: GraphiQL hints, field suggestions.")
+    cors_origins: str = Field(
+        default="",
+        description=(
+            "Origins whose browser apps may call /graphql (CORS) and open its websocket: "
+            "comma-separated `scheme://host[:port]`, or `*` for any. Empty (the default): "
+            "none but the API's own, except that dev mode (`okr dev`) allows "
+            "http://localhost and http://127.0.0.1 on any port."
+        ),
+    )
     statement_timeout_ms: int = Field(default=5000, description="Per-statement timeout.")
     anonymous_burst: int = Field(
         default=30, description="Requests without a token a client address may send at once."
@@ -55,6 +64,18 @@ class Settings(BaseSettings):
             "(pending recalculation events are never pruned); the worker prunes hourly."
         ),
     )
+
+    def allowed_origins(self) -> tuple[tuple[str, ...], str | None]:
+        """The CORS policy: explicit origins, and a pattern of origins (dev mode's
+        localhost when no origins are set)."""
+        origins = tuple(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
+        if not origins and self.dev:
+            return (), DEV_ORIGINS
+        return origins, None
+
+
+# Origins `okr dev` allows when OKR_CORS_ORIGINS is not set: local frontends' dev servers.
+DEV_ORIGINS = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?"
 
 
 settings = Settings()

@@ -27,8 +27,9 @@ async def test_bad_token_is_refused(client: httpx.AsyncClient, demo: SeedResult)
 
 async def test_no_token_gets_no_data(client: httpx.AsyncClient, demo: SeedResult) -> None:
     response = await client.post("/graphql", json={"query": QUERY})
+    assert response.status_code == 401  # as for a bad token (tests/api/test_http_clients.py)
     body = response.json()
-    assert body["data"] is None
+    assert "data" not in body
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 

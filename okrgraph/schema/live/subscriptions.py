@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
@@ -94,7 +94,8 @@ async def read_changes(ctx: Context, changes: list[SubjectChange]) -> list[Progr
             found[t] = await rows_by_ids(session, kind.model, ids)
     out = []
     for change in changes:
-        kind, row = kinds[change.subject_type], found[change.subject_type].get(change.subject_id)
+        kind = kinds[change.subject_type]
+        row: Any = found[change.subject_type].get(change.subject_id)
         if row is None or row.org_id != org_id:  # RLS, and our own check behind it
             continue
         if kind.visible and not kind.visible(ctx.principal, row):
