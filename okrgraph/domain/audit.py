@@ -1,7 +1,12 @@
-"""The audit log: one entry per change, written by the service that makes it."""
+"""The audit log: one entry per change, written by the service that makes it.
+
+`subject_type` is a `SubjectType` (one spelling, kept by a check constraint), so
+the log can be queried by subject.
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -9,13 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.models import AuditEntry
+from okrgraph.domain.models.enums import SubjectType
 
 
 def record_audit(
     session: AsyncSession,
     principal: Principal,
     action: str,
-    subject_type: str,
+    subject_type: SubjectType,
     subject_id: uuid.UUID | None,
     changes: dict[str, Any] | None = None,
 ) -> None:
@@ -30,6 +36,11 @@ def record_audit(
             changes=_jsonable(changes or {}),
         )
     )
+
+
+def subject_type_of(row: object) -> SubjectType:
+    """The subject type of a model row (`KeyResult` -> KEY_RESULT, `Kpi` -> KPI)."""
+    return SubjectType[re.sub(r"(?<!^)(?=[A-Z])", "_", type(row).__name__).upper()]
 
 
 def _jsonable(value: Any) -> Any:

@@ -11,20 +11,11 @@ it enforces (`Conflict("...", ErrorCode.ALIGNMENT_LOOP)`); a class's generic cod
 
 from __future__ import annotations
 
-import enum
+from okrgraph.domain.models.enums import Described
 
 
-class ErrorCode(enum.Enum):
+class ErrorCode(Described):
     """Why a change was refused; each member's description is the documented rule."""
-
-    _value_: str
-    description: str
-
-    def __new__(cls, value: str, description: str) -> ErrorCode:
-        member = object.__new__(cls)
-        member._value_ = value
-        member.description = description
-        return member
 
     # Fallbacks, one per error type
     INVALID = "INVALID", "The input breaks a rule that has no more specific code."

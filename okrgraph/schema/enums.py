@@ -19,11 +19,13 @@ from okrgraph.domain.models.enums import (
     KeyResultState,
     KpiCadence,
     Level,
+    NotificationKind,
     ObjectiveDriver,
     ObjectiveState,
     OrgRole,
     Outcome,
     Status,
+    SubjectType,
     TeamRole,
 )
 
@@ -55,6 +57,16 @@ strawberry.enum(Outcome, description="How an objective ended its cycle.")
 strawberry.enum(Direction, description="Which way a KPI should move.")
 strawberry.enum(KpiCadence, description="How often a KPI is measured.")
 strawberry.enum(Health, description="A KPI's health against its thresholds.")
+strawberry.enum(
+    SubjectType,
+    description="What an audit entry, event or notification is about (a type, in upper "
+    "snake case: KEY_RESULT for KeyResult).",
+)
+described_enum(
+    NotificationKind,
+    name="NotificationKind",
+    description="What a notification is about; preferences are set per kind and channel.",
+)
 described_enum(
     ErrorCode,
     name="UserErrorCode",
@@ -74,10 +86,12 @@ __all__ = [
     "KeyResultState",
     "KpiCadence",
     "Level",
+    "NotificationKind",
     "ObjectiveDriver",
     "ObjectiveState",
     "OrgRole",
     "Outcome",
     "Status",
+    "SubjectType",
     "TeamRole",
 ]

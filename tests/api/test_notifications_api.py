@@ -9,15 +9,19 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import String, func
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.db import set_tenant
 from okrgraph.domain.models import Notification, NotificationPreference
+from okrgraph.domain.models.enums import NotificationKind
 from okrgraph.domain.seed import SeedResult
+from okrgraph.schema import schema
 from okrgraph.schema.node import to_global_id
 from tests.api.roles import Cast, cast, column, count, other_org, person_of
 from tests.factories import make_kpi, make_notification, make_token
-from tests.gql import data
+from tests.gql import data, gql
 
 LIST = """query($unread: Boolean, $first: Int, $after: String) {
   notifications(unreadOnly: $unread, first: $first, after: $after) {
@@ -34,7 +38,7 @@ MARK = """mutation($ids: [ID!]!, $key: String) {
     ... on ValidationError { field }
   }
 }"""
-SET = """mutation($kind: String!, $channel: Channel!, $enabled: Boolean!) {
+SET = """mutation($kind: NotificationKind!, $channel: Channel!, $enabled: Boolean!) {
   setNotificationPreference(kind: $kind, channel: $channel, enabled: $enabled) {
     __typename
     ... on NotificationPreferenceSuccess { preference { id kind channel enabled } }
@@ -144,20 +148,22 @@ async def test_subject_is_a_global_id_when_resolvable(
         subject_id=kpi.id,
         created_at=now,
     )
+    gone = uuid.uuid4()
     await make_notification(
         db,
         people.org_id,
         person_id=people.member_id,
-        subject_type="DIGEST",
-        subject_id=uuid.uuid4(),
+        subject_type="CYCLE",
+        subject_id=gone,
         created_at=now - timedelta(hours=1),
     )
     nodes = (await data(client, people.tokens["member"], LIST))["notifications"]["nodes"]
     assert nodes[0]["subjectId"] == gid("Kpi", kpi.id)
     assert nodes[0]["subject"] == {"id": gid("Kpi", kpi.id), "name": "Uptime"}
-    assert nodes[1]["subjectType"] == "DIGEST"
-    assert nodes[1]["subjectId"] is None
-    assert nodes[1]["subject"] is None
+    assert nodes[0]["kind"] == "KPI_CRITICAL"
+    assert nodes[1]["subjectType"] == "CYCLE"
+    assert nodes[1]["subjectId"] == gid("Cycle", gone)
+    assert nodes[1]["subject"] is None  # gone
 
 
 @pytest.mark.parametrize("role", ["member", "lead", "admin"])
@@ -286,17 +292,20 @@ async def test_bad_preferences_change_nothing(
     client: httpx.AsyncClient, db: AsyncSession, people: Cast
 ) -> None:
     before = await count(db, people.org_id, NotificationPreference)
-    for kind in ("", "has space", "x" * 65, "-leading"):
-        result = (
-            await data(
-                client, people.tokens["member"], SET, kind=kind, channel="SLACK", enabled=False
-            )
-        )["setNotificationPreference"]
-        assert result["__typename"] == "ValidationError", kind
-        assert result["field"] == "kind"
+    for kind in ("", "has space", "x" * 65, "DIGEST", "check_in_due"):  # not a NotificationKind
+        body = await gql(
+            client, people.tokens["member"], SET, kind=kind, channel="SLACK", enabled=False
+        )
+        assert body.get("data") is None, kind
+        assert "NotificationKind" in body["errors"][0]["message"], body
     refused = (
         await data(
-            client, people.tokens["integration"], SET, kind="DIGEST", channel="SLACK", enabled=False
+            client,
+            people.tokens["integration"],
+            SET,
+            kind="WEEKLY_DIGEST",
+            channel="SLACK",
+            enabled=False,
         )
     )["setNotificationPreference"]
     assert refused["__typename"] == "Forbidden"
@@ -317,3 +326,27 @@ async def test_another_org_cannot_read_or_mark_our_notifications(
     assert node["node"] is None
     assert await unread(db, people.org_id, people.member_id) == 2
     assert await count(db, other, Notification) == 0
+
+
+async def test_every_notification_kind_is_documented_and_can_be_set(
+    client: httpx.AsyncClient, db: AsyncSession, people: Cast
+) -> None:
+    """Kinds are one enum (domain NotificationKind), documented value by value, and a
+    preference of each is stored as that kind."""
+    enum = schema._schema.type_map["NotificationKind"]
+    assert set(enum.values) == {k.name for k in NotificationKind}  # type: ignore[attr-defined]
+    assert all(len(v.description or "") > 10 for v in enum.values.values())  # type: ignore[attr-defined]
+    for kind in NotificationKind:
+        result = (
+            await data(
+                client, people.tokens["member"], SET, kind=kind.name, channel="EMAIL", enabled=False
+            )
+        )["setNotificationPreference"]
+        assert result["preference"]["kind"] == kind.name, result
+    stored = await column(
+        db,
+        people.org_id,
+        func.array_agg(sql_cast(NotificationPreference.kind, String)),
+        NotificationPreference.person_id == people.member_id,
+    )
+    assert sorted(stored) == sorted(k.name for k in NotificationKind)  # the stored spelling

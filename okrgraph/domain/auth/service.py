@@ -24,7 +24,7 @@ from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import SCOPES, Principal, create_token
 from okrgraph.domain.errors import ErrorCode, Forbidden, NotFound, ValidationFailed
 from okrgraph.domain.models import ApiToken, Person
-from okrgraph.domain.models.enums import OrgRole
+from okrgraph.domain.models.enums import OrgRole, SubjectType
 from okrgraph.domain.validation import instant, text_field
 
 ROLE_SCOPES: dict[OrgRole, frozenset[str]] = {
@@ -148,7 +148,7 @@ async def create_api_token(
         session,
         principal,
         "api_token.created",
-        "ApiToken",
+        SubjectType.API_TOKEN,
         token.id,
         {
             "name": name,
@@ -191,6 +191,11 @@ async def revoke_api_token(
         token.revoked_at = now or datetime.now(UTC)
         await session.flush()
         record_audit(
-            session, principal, "api_token.revoked", "ApiToken", token.id, {"name": token.name}
+            session,
+            principal,
+            "api_token.revoked",
+            SubjectType.API_TOKEN,
+            token.id,
+            {"name": token.name},
         )
     return token

@@ -16,7 +16,7 @@ from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.cycles.closing import CarryOverPolicy, Closing, close_cycle
 from okrgraph.domain.models import Cycle
-from okrgraph.domain.models.enums import CycleState
+from okrgraph.domain.models.enums import CycleState, SubjectType
 from okrgraph.domain.scores.queries import org_timezone
 
 # Days after a cycle's end for reflections and final check-ins before it closes.
@@ -47,7 +47,12 @@ async def start_grading(
     )
     for cycle_id in moved:
         record_audit(
-            session, principal, "cycle.updated", "Cycle", cycle_id, {"state": CycleState.GRADING}
+            session,
+            principal,
+            "cycle.updated",
+            SubjectType.CYCLE,
+            cycle_id,
+            {"state": CycleState.GRADING},
         )
     await session.flush()
     return moved

@@ -39,7 +39,9 @@ class OutboxEvent(TenantMixin, Base):
     )
 
     type: Mapped[str] = mapped_column(String(64))
-    subject_type: Mapped[str | None] = mapped_column(String(32))
+    subject_type: Mapped[SubjectType | None] = mapped_column(
+        enum_column(SubjectType, "subject_type")
+    )
     subject_id: Mapped[uuid.UUID | None]
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -62,7 +64,7 @@ class AuditEntry(TenantMixin, Base):
     actor_person_id: Mapped[uuid.UUID | None]
     actor_token_id: Mapped[uuid.UUID | None]
     action: Mapped[str] = mapped_column(String(64))
-    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_type: Mapped[SubjectType] = mapped_column(enum_column(SubjectType, "subject_type"))
     subject_id: Mapped[uuid.UUID | None]
     changes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -9,7 +9,7 @@ from sqlalchemy import Index, String, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from okrgraph.domain.models.base import Base, TenantMixin, enum_column, tenant_fk
-from okrgraph.domain.models.enums import Channel
+from okrgraph.domain.models.enums import Channel, NotificationKind, SubjectType
 
 
 class Notification(TenantMixin, Base):
@@ -28,10 +28,12 @@ class Notification(TenantMixin, Base):
     )
 
     person_id: Mapped[uuid.UUID]
-    kind: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[NotificationKind] = mapped_column(enum_column(NotificationKind, "kind"))
     title: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(default="", server_default="")
-    subject_type: Mapped[str | None] = mapped_column(String(32))
+    subject_type: Mapped[SubjectType | None] = mapped_column(
+        enum_column(SubjectType, "subject_type")
+    )
     subject_id: Mapped[uuid.UUID | None]
     dedup_key: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -46,6 +48,6 @@ class NotificationPreference(TenantMixin, Base):
     )
 
     person_id: Mapped[uuid.UUID]
-    kind: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[NotificationKind] = mapped_column(enum_column(NotificationKind, "kind"))
     channel: Mapped[Channel] = mapped_column(enum_column(Channel, "channel"))
     enabled: Mapped[bool] = mapped_column(default=True, server_default="true")

@@ -13,7 +13,6 @@ the organisation's (domain/access.py refuses VIEWERs every other write).
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -25,12 +24,11 @@ from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.errors import ErrorCode, Forbidden, NotFound, ValidationFailed
 from okrgraph.domain.graph.queries import Order, Page, page_of
 from okrgraph.domain.models import Notification, NotificationPreference
-from okrgraph.domain.models.enums import Channel
+from okrgraph.domain.models.enums import Channel, NotificationKind
 
 NEWEST_FIRST = Order("created_at", descending=True)
 BY_KIND = Order("kind")
 MAX_MARK = 100
-KIND = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
 
 
 def is_own(principal: Principal | None, row: Notification | NotificationPreference) -> bool:
@@ -132,13 +130,15 @@ async def preferences_page(
 
 
 async def set_preference(
-    session: AsyncSession, principal: Principal, *, kind: str, channel: Channel, enabled: bool
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    kind: NotificationKind,
+    channel: Channel,
+    enabled: bool,
 ) -> NotificationPreference:
     """Turn one kind of notification on or off on one channel, for the caller."""
     person_id = _person_id(principal)
-    kind = kind.strip()
-    if not KIND.match(kind):
-        raise ValidationFailed("kind", "Use a notification kind such as `CHECK_IN_DUE`.")
     preference = (
         await session.execute(
             select(NotificationPreference).where(

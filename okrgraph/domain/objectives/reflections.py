@@ -14,7 +14,7 @@ from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.cycles.service import get_cycle
 from okrgraph.domain.errors import Conflict, ErrorCode
 from okrgraph.domain.models import Reflection
-from okrgraph.domain.models.enums import CycleState, Outcome
+from okrgraph.domain.models.enums import CycleState, Outcome, SubjectType
 from okrgraph.domain.objectives.service import get_objective
 from okrgraph.domain.validation import text_field
 
@@ -67,7 +67,7 @@ async def write_reflection(
         session,
         principal,
         "reflection.written",
-        "Reflection",
+        SubjectType.REFLECTION,
         reflection.id,
         {"objective": objective.id, "outcome": reflection.outcome},
     )

@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import create_token, system_principal
 from okrgraph.domain.db import set_tenant, tenant_session
-from okrgraph.domain.errors import Conflict, ValidationFailed
+from okrgraph.domain.errors import Conflict, ErrorCode, ValidationFailed
 from okrgraph.domain.models import ApiToken, Organization, Person
-from okrgraph.domain.models.enums import OrgRole
+from okrgraph.domain.models.enums import OrgRole, SubjectType
 from okrgraph.domain.validation import NAME, text_field
 
 SLUG_MAX = 100  # organizations.slug is varchar(100)
@@ -55,14 +55,18 @@ class OrganizationSummary:
 def check_slug(slug: str, field: str) -> str:
     slug = text_field(slug, field, max_length=SLUG_MAX)
     if not _SLUG.fullmatch(slug):
-        raise ValidationFailed(field, f"{slug!r} is not a slug: use {SLUG_RULE}.")
+        raise ValidationFailed(
+            field, f"{slug!r} is not a slug: use {SLUG_RULE}.", ErrorCode.INVALID_FORMAT
+        )
     return slug
 
 
 def check_email(email: str, field: str) -> str:
     email = text_field(email, field, max_length=EMAIL_MAX).lower()
     if "@" not in email[1:] or any(c.isspace() for c in email):
-        raise ValidationFailed(field, f"{email!r} is not an e-mail address.")
+        raise ValidationFailed(
+            field, f"{email!r} is not an e-mail address.", ErrorCode.INVALID_FORMAT
+        )
     return email
 
 
@@ -103,7 +107,9 @@ async def create_organization(
     try:
         async with tenant_session(sessionmaker, org_id) as session:
             if await organization_id_by_slug(session, slug) is not None:
-                raise Conflict(f"an organisation with slug {slug!r} exists")
+                raise Conflict(
+                    f"an organisation with slug {slug!r} exists", ErrorCode.ALREADY_EXISTS
+                )
             session.add(Organization(id=org_id, name=name, slug=slug))
             await session.flush()
             person = Person(
@@ -120,22 +126,34 @@ async def create_organization(
             )
             system = system_principal(org_id)
             record_audit(
-                session, system, "organization.created", "Organization", org_id, {"slug": slug}
+                session,
+                system,
+                "organization.created",
+                SubjectType.ORGANIZATION,
+                org_id,
+                {"slug": slug},
             )
             record_audit(
-                session, system, "person.created", "Person", person.id, {"email": admin_email}
+                session,
+                system,
+                "person.created",
+                SubjectType.PERSON,
+                person.id,
+                {"email": admin_email},
             )
             record_audit(
                 session,
                 system,
                 "api_token.created",
-                "ApiToken",
+                SubjectType.API_TOKEN,
                 token.id,
                 {"name": token.name, "prefix": token.prefix, "scopes": token.scopes},
             )
     except IntegrityError as exc:  # a concurrent create took the slug
         if "uq_organizations_slug" in str(exc.orig):
-            raise Conflict(f"an organisation with slug {slug!r} exists") from None
+            raise Conflict(
+                f"an organisation with slug {slug!r} exists", ErrorCode.ALREADY_EXISTS
+            ) from None
         raise
     return CreatedOrganization(org_id, slug, person.id, secret)
 

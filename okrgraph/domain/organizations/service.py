@@ -14,7 +14,7 @@ from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.errors import Conflict, ErrorCode, ValidationFailed
 from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import Membership, Person, Team
-from okrgraph.domain.models.enums import OrgRole, TeamRole
+from okrgraph.domain.models.enums import OrgRole, SubjectType, TeamRole
 from okrgraph.domain.validation import LONG_TEXT, text_field
 
 
@@ -67,7 +67,7 @@ async def create_team(
     )
     session.add(team)
     await session.flush()
-    record_audit(session, principal, "team.created", "Team", team.id, {"name": name})
+    record_audit(session, principal, "team.created", SubjectType.TEAM, team.id, {"name": name})
     return team
 
 
@@ -100,7 +100,7 @@ async def update_team(
     elif clear_parent:
         team.parent_team_id = changes["parent_team_id"] = None
     await session.flush()
-    record_audit(session, principal, "team.updated", "Team", team.id, changes)
+    record_audit(session, principal, "team.updated", SubjectType.TEAM, team.id, changes)
     return team
 
 
@@ -110,7 +110,7 @@ async def archive_team(session: AsyncSession, principal: Principal, team_id: uui
     if team.archived_at is None:
         team.archived_at = datetime.now(UTC)
         await session.flush()
-        record_audit(session, principal, "team.archived", "Team", team.id)
+        record_audit(session, principal, "team.archived", SubjectType.TEAM, team.id)
     return team
 
 
@@ -134,7 +134,9 @@ async def create_person(
     )
     session.add(person)
     await session.flush()
-    record_audit(session, principal, "person.created", "Person", person.id, {"email": email})
+    record_audit(
+        session, principal, "person.created", SubjectType.PERSON, person.id, {"email": email}
+    )
     return person
 
 
@@ -158,7 +160,7 @@ async def update_person(
             )
         person.org_role = changes["org_role"] = org_role
     await session.flush()
-    record_audit(session, principal, "person.updated", "Person", person.id, changes)
+    record_audit(session, principal, "person.updated", SubjectType.PERSON, person.id, changes)
     return person
 
 
@@ -172,7 +174,7 @@ async def archive_person(
     if person.archived_at is None:
         person.archived_at = datetime.now(UTC)
         await session.flush()
-        record_audit(session, principal, "person.archived", "Person", person.id)
+        record_audit(session, principal, "person.archived", SubjectType.PERSON, person.id)
     return person
 
 
@@ -202,7 +204,9 @@ async def set_membership(
         session.add(membership)
     membership.role = role
     await session.flush()
-    record_audit(session, principal, "membership.set", "Membership", membership.id, {"role": role})
+    record_audit(
+        session, principal, "membership.set", SubjectType.MEMBERSHIP, membership.id, {"role": role}
+    )
     return membership
 
 
@@ -213,5 +217,5 @@ async def remove_membership(
     membership = await get_row(session, Membership, membership_id)
     await session.delete(membership)
     await session.flush()
-    record_audit(session, principal, "membership.removed", "Membership", membership_id)
+    record_audit(session, principal, "membership.removed", SubjectType.MEMBERSHIP, membership_id)
     return membership_id

@@ -3,10 +3,13 @@
 An event whose payload carries `recalc` asks for the scores around what it
 names to be recomputed:
 
-    {"recalc": {"key_results": [...], "objectives": [...], "kpis": [...]}}
+    {"recalc": {"key_results": [...], "objectives": [...], "cycles": [...],
+                "kpis": [...], "written": [...]}}
 
-(all lists optional, ids as strings). The recalculation job claims those
-events (FOR UPDATE SKIP LOCKED), recomputes, and sets `processed_at`; the
+(all lists optional, ids as strings; `cycles` names every node of a cycle;
+`written` carries scores the change wrote itself, for the score job to
+announce; scores.requests decides what a change names). The recalculation
+job claims those events (FOR UPDATE SKIP LOCKED), recomputes, and sets `processed_at`; the
 relay sweeps the ones left pending. Events without `recalc` (e.g.
 `score.changed`) are left to their own consumers: `processed_at` marks
 only what the score pipeline consumed. Events every consumer is done with are
@@ -26,6 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.models import OutboxEvent
+from okrgraph.domain.models.enums import SubjectType
 
 CHECKIN_CREATED = "checkin.created"
 KPI_MEASURED = "kpi.measured"
@@ -37,17 +41,22 @@ def recalc_payload(
     key_result_ids: Iterable[uuid.UUID] = (),
     objective_ids: Iterable[uuid.UUID] = (),
     kpi_ids: Iterable[uuid.UUID] = (),
-) -> dict[str, list[str]]:
+    cycle_ids: Iterable[uuid.UUID] = (),
+    written: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
     """The `recalc` part of a payload: what changed, for the job to roll up."""
-    out: dict[str, list[str]] = {}
+    out: dict[str, Any] = {}
     for key, ids in (
         ("key_results", key_result_ids),
         ("objectives", objective_ids),
+        ("cycles", cycle_ids),
         ("kpis", kpi_ids),
     ):
         values = sorted({str(i) for i in ids})
         if values:
             out[key] = values
+    if written:
+        out["written"] = list(written)
     return out
 
 
@@ -56,7 +65,7 @@ async def emit(
     *,
     org_id: uuid.UUID,
     type: str,
-    subject_type: str | None = None,
+    subject_type: SubjectType | None = None,
     subject_id: uuid.UUID | None = None,
     payload: dict[str, Any] | None = None,
     now: datetime | None = None,
@@ -84,6 +93,8 @@ class Claimed:
     key_result_ids: set[uuid.UUID] = field(default_factory=set)
     objective_ids: set[uuid.UUID] = field(default_factory=set)
     kpi_ids: set[uuid.UUID] = field(default_factory=set)
+    cycle_ids: set[uuid.UUID] = field(default_factory=set)
+    written: list[Any] = field(default_factory=list)  # scores the changes wrote themselves
     through: datetime | None = None  # created_at of the newest claimed event
     events: list[Claimed] = field(default_factory=list)  # each event on its own
 
@@ -92,6 +103,8 @@ class Claimed:
         self.key_result_ids |= other.key_result_ids
         self.objective_ids |= other.objective_ids
         self.kpi_ids |= other.kpi_ids
+        self.cycle_ids |= other.cycle_ids
+        self.written.extend(other.written)
         if other.through is not None:
             self.through = max(other.through, self.through or other.through)
 
@@ -118,11 +131,18 @@ async def claim_recalc_events(session: AsyncSession, org_id: uuid.UUID, limit: i
             key_result_ids=set(_ids(recalc.get("key_results"))),
             objective_ids=set(_ids(recalc.get("objectives"))),
             kpi_ids=set(_ids(recalc.get("kpis"))),
+            cycle_ids=set(_ids(recalc.get("cycles"))),
+            written=_written(recalc),
             through=created_at,
         )
         claimed.add(one)
         claimed.events.append(one)
     return claimed
+
+
+def _written(recalc: Any) -> list[Any]:
+    written = recalc.get("written") if isinstance(recalc, dict) else None
+    return written if isinstance(written, list) else []
 
 
 def _ids(values: Any) -> list[uuid.UUID]:
@@ -186,29 +206,31 @@ async def all_org_ids(session: AsyncSession) -> list[uuid.UUID]:
     return [r[0] for r in await session.execute(text("SELECT okr_organization_ids()"))]
 
 
-async def consume_all_pending(
-    session: AsyncSession, org_id: uuid.UUID, now: datetime
-) -> tuple[int, datetime | None]:
-    """Mark every pending recalculation event processed; (how many, newest created_at).
+async def consume_all_pending(session: AsyncSession, org_id: uuid.UUID, now: datetime) -> Claimed:
+    """Mark every pending recalculation event processed: how many (`event_ids`), the
+    newest created_at (`through`) and the scores they wrote themselves (`written`).
 
     For a full pass: it recomputes from the logs in statements that start after
     this one, so it covers every event committed before it. Later events stay
     pending for the next incremental job.
     """
-    row = (
-        await session.execute(
-            text(
-                """
-                WITH consumed AS (
-                    UPDATE outbox_events SET processed_at = :now
-                    WHERE org_id = CAST(:org AS uuid) AND processed_at IS NULL
-                      AND payload ? 'recalc'
-                    RETURNING created_at
-                )
-                SELECT count(*), max(created_at) FROM consumed
-                """
-            ),
-            {"org": org_id, "now": now},
+    rows = await session.execute(
+        text(
+            """
+            UPDATE outbox_events SET processed_at = :now
+            WHERE org_id = CAST(:org AS uuid) AND processed_at IS NULL AND payload ? 'recalc'
+            RETURNING id, created_at, payload -> 'recalc' -> 'written' AS written
+            """
+        ),
+        {"org": org_id, "now": now},
+    )
+    consumed = Claimed()
+    for event_id, created_at, written in sorted(rows, key=lambda r: (r.created_at, r.id)):
+        consumed.add(
+            Claimed(
+                event_ids=[event_id],
+                written=written if isinstance(written, list) else [],
+                through=created_at,
+            )
         )
-    ).one()
-    return int(row[0]), row[1]
+    return consumed

@@ -26,6 +26,7 @@ from okrgraph.domain.errors import ErrorCode, Forbidden, ValidationFailed
 from okrgraph.domain.graph.queries import Order, Page, page_of
 from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import WebhookEndpoint
+from okrgraph.domain.models.enums import SubjectType
 from okrgraph.domain.validation import text_field
 from okrgraph.domain.webhooks.secrets import Keyring, SecretUnreadable, keyring
 
@@ -121,7 +122,7 @@ async def create_webhook_endpoint(
         session,
         principal,
         "webhook_endpoint.created",
-        "WebhookEndpoint",
+        SubjectType.WEBHOOK_ENDPOINT,
         endpoint.id,
         {"url": endpoint.url, "event_types": endpoint.event_types},
     )
@@ -176,7 +177,12 @@ async def update_webhook_endpoint(
         endpoint.disabled_at = now or datetime.now(UTC)
     await session.flush()
     record_audit(
-        session, principal, "webhook_endpoint.updated", "WebhookEndpoint", endpoint.id, changes
+        session,
+        principal,
+        "webhook_endpoint.updated",
+        SubjectType.WEBHOOK_ENDPOINT,
+        endpoint.id,
+        changes,
     )
     return endpoint
 
@@ -191,7 +197,11 @@ async def rotate_webhook_secret(
     endpoint.secret_sealed = keyring().seal(secret, endpoint.org_id, endpoint.id)
     await session.flush()
     record_audit(
-        session, principal, "webhook_endpoint.secret_rotated", "WebhookEndpoint", endpoint.id
+        session,
+        principal,
+        "webhook_endpoint.secret_rotated",
+        SubjectType.WEBHOOK_ENDPOINT,
+        endpoint.id,
     )
     return endpoint, secret
 

@@ -13,6 +13,7 @@ from okrgraph.domain.models import Notification as NotificationRow
 from okrgraph.domain.models.enums import Channel
 from okrgraph.domain.notifications import inbox
 from okrgraph.schema.context import Info
+from okrgraph.schema.enums import NotificationKind
 from okrgraph.schema.node import parse_id
 from okrgraph.schema.notifications.types import Notification, NotificationPreference
 from okrgraph.schema.payloads import UserErrors, run_mutation
@@ -86,7 +87,7 @@ class NotificationMutations:
     async def set_notification_preference(
         self,
         info: Info,
-        kind: str,
+        kind: NotificationKind,
         channel: Channel,
         enabled: bool,
         idempotency_key: str | None = None,
@@ -99,7 +100,7 @@ class NotificationMutations:
         return await run_mutation(
             info,
             "setNotificationPreference",
-            {"kind": kind, "channel": channel.value, "enabled": enabled},
+            {"kind": kind.value, "channel": channel.value, "enabled": enabled},
             idempotency_key,
             action,
             lambda row: NotificationPreferenceSuccess(

@@ -12,28 +12,17 @@ from okrgraph.domain.models import NotificationPreference as NotificationPrefere
 from okrgraph.domain.models.enums import Channel as ChannelEnum
 from okrgraph.domain.notifications.inbox import is_own
 from okrgraph.schema.context import Info
+from okrgraph.schema.enums import NotificationKind, SubjectType
 from okrgraph.schema.node import NODE_KINDS, Node, node_kind, to_global_id
 
 Channel = strawberry.enum(ChannelEnum, description="Where a notification is delivered.")
 
-# `subject_type` as events write it -> the GraphQL type of the subject.
-SUBJECT_TYPES = {
-    "OBJECTIVE": "Objective",
-    "KEY_RESULT": "KeyResult",
-    "KPI": "Kpi",
-    "CYCLE": "Cycle",
-    "TEAM": "Team",
-    "PERSON": "Person",
-    "CHECK_IN": "CheckIn",
-    "ALIGNMENT": "Alignment",
-}
 
-
-def subject_type_name(subject_type: str | None) -> str | None:
-    """The GraphQL type a notification's subject resolves to, if any."""
+def subject_type_name(subject_type: SubjectType | None) -> str | None:
+    """The GraphQL type a notification's subject resolves to, if any (KEY_RESULT -> KeyResult)."""
     if subject_type is None:
         return None
-    name = SUBJECT_TYPES.get(subject_type.upper(), subject_type)
+    name = "".join(part.capitalize() for part in subject_type.name.split("_"))
     return name if name in NODE_KINDS else None
 
 
@@ -45,11 +34,11 @@ def _own(principal: Any, row: Any) -> bool:
 @strawberry.type(description="Something the recipient should know about (theirs alone).")
 class Notification(Node):
     row: strawberry.Private[NotificationRow]
-    kind: str = strawberry.field(description="What happened, e.g. `CHECK_IN_DUE`.")
+    kind: NotificationKind = strawberry.field(description="What happened.")
     title: str = strawberry.field(description="One line for people.")
     body: str = strawberry.field(description="More detail.")
-    subject_type: str | None = strawberry.field(
-        description="The kind of object it is about (`OBJECTIVE`, `KEY_RESULT`, `KPI`, ...)."
+    subject_type: SubjectType | None = strawberry.field(
+        description="The kind of object it is about."
     )
     subject_id: strawberry.ID | None = strawberry.field(
         description="Global id of the object it is about, when that is an API type."
@@ -95,7 +84,7 @@ class Notification(Node):
 )
 class NotificationPreference(Node):
     row: strawberry.Private[NotificationPreferenceRow]
-    kind: str = strawberry.field(description="The kind of notification, e.g. `CHECK_IN_DUE`.")
+    kind: NotificationKind = strawberry.field(description="The kind of notification.")
     channel: ChannelEnum = strawberry.field(description="IN_APP, EMAIL or SLACK.")
     enabled: bool = strawberry.field(description="Whether it is sent there.")
 
