@@ -360,4 +360,3 @@ async def test_mutations_answer_the_rule_that_refused_them(
     assert result["message"]
     if typename == "ValidationError":
         assert result["errors"] == [{"field": result["field"], "code": code.name}]
-
