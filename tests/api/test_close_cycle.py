@@ -221,6 +221,46 @@ async def test_close_freezes_scores_grades_and_reflects(
     assert (await _one(db, Objective, q.poor.id)).final_score == pytest.approx(0.3)
 
 
+async def test_close_freezes_what_a_full_recalculation_gives_whatever_is_pending(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    """The check-ins of `_quarter` are still pending, and `Steady` holds a stale
+    progress no pending event names (drift, as the lost `contributes` roll-up left):
+    a dry run and the close both freeze the full recalculation's numbers."""
+    q = await _quarter(db)
+    steady = await make_objective(db, q.org_id, cycle_id=q.cycle.id, title="Steady", progress=0.75)
+    await make_key_result(
+        db, q.org_id, objective_id=steady.id, current_value=50.0, score=0.5, title="Half"
+    )
+    pending_before = await db.scalar(
+        select(func.count())
+        .select_from(OutboxEvent)
+        .where(OutboxEvent.processed_at.is_(None), OutboxEvent.payload.has_key("recalc"))
+    )
+    assert pending_before
+
+    async with db.begin_nested() as savepoint:  # what a full pass gives now, not kept
+        await full_recalculation(db, q.org_id)
+        titles = ("Good", "Poor", "Child", "Steady")
+        full = {
+            o.title: o.progress for o in await _fresh(db, Objective, Objective.title.in_(titles))
+        }
+        await savepoint.rollback()
+    assert full["Steady"] == pytest.approx(0.5)
+
+    dry = await _close(client, q.token, q.cycle.id, dryRun=True)
+    planned = {g["title"]: g for g in dry["summary"]["objectives"]}
+    assert {t: g["finalScore"] for t, g in planned.items()} == pytest.approx(full)
+    assert planned["Steady"]["outcome"] == "CARRIED_OVER"  # 0.5: missed, not achieved
+    assert (await _one(db, Objective, steady.id)).progress == 0.75  # a dry run keeps nothing
+
+    real = await _close(client, q.token, q.cycle.id)
+    graded = {g["title"]: g["finalScore"] for g in real["summary"]["objectives"]}
+    assert graded == pytest.approx(full)
+    row = await _one(db, Objective, steady.id)
+    assert (row.final_score, row.state) == (pytest.approx(0.5), ObjectiveState.MISSED)
+
+
 # --- carry-over -------------------------------------------------------------------------
 
 
@@ -248,6 +288,21 @@ async def test_carry_remainder_continues_the_current_value(
     assert (new_b.start_value, new_b.target_value, new_b.unit, new_b.stretch) == (0, 100, "%", True)
     (carried,) = await _fresh(db, CheckIn, CheckIn.key_result_id == new_b.id)
     assert (carried.value, carried.comment) == (20, "Carried over from 2026-Q3")
+    # each carried key result can be traced back, in the rows and through the API
+    assert {k.carried_over_from_id for k in krs.values()} == {
+        q.kr["poor_a"].id,
+        q.kr["poor_b"].id,
+    }
+    traced = await data(
+        client,
+        q.token,
+        "query($id: ID!) { node(id: $id) { ... on KeyResult { carriedOverFrom { id title } } } }",
+        id=to_global_id("KeyResult", new_b.id),
+    )
+    assert traced["node"]["carriedOverFrom"] == {
+        "id": to_global_id("KeyResult", q.kr["poor_b"].id),
+        "title": q.kr["poor_b"].title,
+    }
 
     await process_pending_events(db, q.org_id)
     assert (await _one(db, KeyResult, new_b.id)).score == pytest.approx(0.2)

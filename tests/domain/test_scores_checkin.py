@@ -49,10 +49,29 @@ async def test_check_in_sets_current_score_status_history_audit_and_event(
     audit = (await db.scalars(select(AuditEntry).where(AuditEntry.subject_id == kr_id))).all()
     assert [a.action for a in audit] == ["checkin.created"]
     events = (await db.scalars(select(OutboxEvent).where(OutboxEvent.subject_id == kr_id))).all()
-    assert [e.type for e in events] == ["checkin.created"]
-    assert events[0].payload["recalc"] == {"key_results": [str(kr_id)]}
-    assert events[0].payload["check_in_id"] == str(ci.id)
-    assert events[0].processed_at is None
+    by_type = {e.type: e for e in events}
+    assert sorted(by_type) == ["checkin.created", "score.changed"]
+    # The score it wrote itself: recorded like the roll-up's, and carried in the
+    # request so that the score job announces it (once) with the roll-up.
+    changed = by_type["score.changed"].payload
+    assert (changed["value"], changed["status"]) == (0.4, "AT_RISK")
+    assert (changed["previous_value"], changed["previous_status"]) == (0.0, "NOT_STARTED")
+    event = by_type["checkin.created"]
+    assert event.payload["recalc"] == {
+        "key_results": [str(kr_id)],
+        "written": [
+            {
+                "subject_type": "KEY_RESULT",
+                "subject_id": str(kr_id),
+                "value": 0.4,
+                "status": "AT_RISK",
+                "previous_value": 0.0,
+                "previous_status": "NOT_STARTED",
+            }
+        ],
+    }
+    assert event.payload["check_in_id"] == str(ci.id)
+    assert event.processed_at is None
 
 
 async def test_backdated_check_in_is_logged_but_does_not_change_current(

@@ -144,16 +144,24 @@ async def test_history_and_events_only_for_values_that_changed(db: AsyncSession)
     full = await full_recalculation(db, g.org_id, now=MIDWAY)
     assert [c.subject_id for c in first.changes] == [o]
     assert again.changes == []
-    assert full.changes == []
+    # The full pass recomputed nothing new; it consumed the check-in's pending request,
+    # so it announces the score the check-in wrote itself (nobody had announced it).
+    assert [(c.subject_id, c.value) for c in full.changes] == [(kr, 0.7)]
     count = select(func.count()).select_from(ScoreHistory).where(ScoreHistory.subject_id == o)
     assert await db.scalar(count) == 1
     events = (
-        await db.scalars(select(OutboxEvent).where(OutboxEvent.type == "score.changed"))
+        await db.scalars(
+            select(OutboxEvent)
+            .where(OutboxEvent.type == "score.changed")
+            .order_by(OutboxEvent.subject_type)
+        )
     ).all()
+    # The check-in's own write of the key result, and the roll-up's of the objective.
     assert [(e.subject_id, e.payload["value"], e.payload["status"]) for e in events] == [
-        (o, pytest.approx(0.7), "ON_TRACK")
+        (kr, pytest.approx(0.7), "ON_TRACK"),
+        (o, pytest.approx(0.7), "ON_TRACK"),
     ]
-    assert events[0].payload["previous_status"] == "NOT_STARTED"
+    assert events[1].payload["previous_status"] == "NOT_STARTED"
 
 
 async def test_full_recalculation_repairs_drift_from_the_logs(db: AsyncSession) -> None:

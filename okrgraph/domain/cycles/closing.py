@@ -1,8 +1,10 @@
 """Closing a cycle (admins): grade, freeze, carry over, open the next cycle.
 
-`close_cycle` brings the organisation's scores current, freezes every key
-result's and objective's final score, grades the objectives (ACHIEVED at 0.7,
-the good stretch result, else MISSED) with a reflection each, copies the
+`close_cycle` brings the organisation's scores current (a full recalculation at
+that moment, whatever events are pending: the frozen numbers never depend on
+what the incremental roll-up has reached), freezes every key result's and
+objective's final score, grades the objectives (ACHIEVED at 0.7, the good
+stretch result, else MISSED) with a reflection each, copies the
 missed objectives with their unfinished key results into the next cycle per
 `CarryOverPolicy`, and marks the cycle CLOSED. A dry run does all of it inside
 a savepoint that is rolled back, so its plan is exactly what a real run does.
@@ -45,12 +47,13 @@ from okrgraph.domain.models.enums import (
     KeyResultState,
     ObjectiveState,
     Outcome,
+    SubjectType,
 )
 from okrgraph.domain.objectives.reflections import SUCCESS
 from okrgraph.domain.objectives.service import OBJECTIVE_CHANGED
 from okrgraph.domain.outbox.service import emit, recalc_payload
 from okrgraph.domain.scores.queries import org_timezone
-from okrgraph.domain.scores.service import process_pending_events
+from okrgraph.domain.scores.service import full_recalculation
 
 CYCLE_CLOSED = "cycle.closed"
 DONE = 1.0 - 1e-9  # a key result at (about) 1.0 is finished and not carried over
@@ -173,9 +176,9 @@ async def _close(
     if cycle.state is CycleState.CLOSED:
         raise Conflict(f"Cycle {cycle.name} is already closed.", ErrorCode.CYCLE_CLOSED)
     next_cycle = await next_cycle_for(session, principal, cycle, next_cycle_id)
-    # The frozen numbers must include every committed check-in.
-    while (await process_pending_events(session, principal.org_id, now=now)).events:
-        pass
+    # The frozen numbers are what a full recalculation gives now: every committed
+    # change included, pending or not, and nothing the incremental path missed.
+    current = await full_recalculation(session, principal.org_id, now=now)
 
     objectives = await _graded_objectives(session, cycle.id)
     key_results = await _key_results(session, [o.id for o in objectives])
@@ -230,26 +233,29 @@ async def _close(
     )
     summary = closing.as_json()
     await session.flush()
-    record_audit(session, principal, CYCLE_CLOSED, "Cycle", cycle.id, summary)
+    record_audit(session, principal, CYCLE_CLOSED, SubjectType.CYCLE, cycle.id, summary)
     await emit(
         session,
         org_id=principal.org_id,
         type=CYCLE_CLOSED,
-        subject_type="Cycle",
+        subject_type=SubjectType.CYCLE,
         subject_id=cycle.id,
         payload=summary,
     )
-    if copies:  # a copy with neither key results nor children still gets its score
+    # The copies get their scores (one with neither key results nor children too),
+    # and the score job announces what the full pass above changed, once committed.
+    if copies or current.changes:
         await emit(
             session,
             org_id=principal.org_id,
             type=OBJECTIVE_CHANGED,
-            subject_type="Cycle",
+            subject_type=SubjectType.CYCLE,
             subject_id=next_cycle.id,
             payload={
                 "recalc": recalc_payload(
                     key_result_ids=[k.id for k in kr_copies.values()],
                     objective_ids=[c.id for c in copies.values()],
+                    written=[c.as_record() for c in current.changes],
                 )
             },
         )
@@ -365,6 +371,7 @@ async def _copy_key_results(
             owner_person_id=old.owner_person_id,
             progress_driver=old.progress_driver,
             stretch=old.stretch,
+            carried_over_from_id=old.id,
         )
         kr_copies[old.id] = new
         carry_value = (

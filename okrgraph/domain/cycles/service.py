@@ -17,8 +17,11 @@ from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.errors import Conflict, ErrorCode, ValidationFailed
 from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import Cycle
-from okrgraph.domain.models.enums import Cadence, CycleState
+from okrgraph.domain.models.enums import Cadence, CycleState, SubjectType
+from okrgraph.domain.scores.requests import request_recalculation
 from okrgraph.domain.validation import day, text_field
+
+CYCLE_CHANGED = "cycle.changed"
 
 # States move forward only; CLOSED is reached by closing (closing.py), never directly.
 NEXT_STATES = {
@@ -84,7 +87,7 @@ async def create_cycle(
     )
     session.add(cycle)
     await session.flush()
-    record_audit(session, principal, "cycle.created", "Cycle", cycle.id, {"name": name})
+    record_audit(session, principal, "cycle.created", SubjectType.CYCLE, cycle.id, {"name": name})
     return cycle
 
 
@@ -105,11 +108,13 @@ async def update_cycle(
     changes: dict[str, object] = {}
     if name is not None:
         cycle.name = changes["name"] = text_field(name, "input.name", max_length=100)
+    changed: list[str] = []  # the columns, for scores.requests
     if starts_on is not None or ends_on is not None:
         new_start, new_end = starts_on or cycle.starts_on, ends_on or cycle.ends_on
         await _check_dates(session, new_start, new_end, cycle.parent_cycle_id)
         cycle.starts_on, cycle.ends_on = new_start, new_end
         changes["dates"] = [new_start, new_end]
+        changed += ["starts_on", "ends_on"]
     if state is not None and state is not cycle.state:
         if state not in NEXT_STATES[cycle.state]:
             raise Conflict(
@@ -118,5 +123,15 @@ async def update_cycle(
             )
         cycle.state = changes["state"] = state
     await session.flush()
-    record_audit(session, principal, "cycle.updated", "Cycle", cycle.id, changes)
+    record_audit(session, principal, "cycle.updated", SubjectType.CYCLE, cycle.id, changes)
+    # New dates move every node's expected progress, so its status.
+    await request_recalculation(
+        session,
+        principal.org_id,
+        cycle,
+        type=CYCLE_CHANGED,
+        subject_type=SubjectType.CYCLE,
+        subject_id=cycle.id,
+        changed=[*changed, *(["state"] if "state" in changes else [])],
+    )
     return cycle

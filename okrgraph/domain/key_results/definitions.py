@@ -18,10 +18,11 @@ from okrgraph.domain.models.enums import (
     KeyResultDriver,
     KeyResultKind,
     KeyResultState,
+    SubjectType,
 )
 from okrgraph.domain.objectives.service import get_objective, require_open_cycle
 from okrgraph.domain.organizations.service import get_person
-from okrgraph.domain.outbox.service import emit, recalc_payload
+from okrgraph.domain.scores.requests import request_recalculation
 from okrgraph.domain.validation import number, text_field, weight
 
 KEY_RESULT_CHANGED = "key_result.changed"
@@ -54,14 +55,24 @@ def check_target(kind: KeyResultKind, start: float, target: float | None) -> Non
         )
 
 
-async def _rescore(session: AsyncSession, principal: Principal, kr: KeyResult) -> None:
-    await emit(
+async def _rescore(
+    session: AsyncSession,
+    principal: Principal,
+    kr: KeyResult,
+    *,
+    changed: list[str] | None = None,
+    created: bool = False,
+) -> None:
+    """Ask for the roll-up the change needs (scores.requests decides which)."""
+    await request_recalculation(
         session,
-        org_id=principal.org_id,
+        principal.org_id,
+        kr,
         type=KEY_RESULT_CHANGED,
-        subject_type="KeyResult",
+        subject_type=SubjectType.KEY_RESULT,
         subject_id=kr.id,
-        payload={"recalc": recalc_payload(key_result_ids=[kr.id])},
+        changed=changed or [],
+        created=created,
     )
 
 
@@ -108,8 +119,10 @@ async def create_key_result(
     )
     session.add(kr)
     await session.flush()
-    record_audit(session, principal, "key_result.created", "KeyResult", kr.id, {"title": title})
-    await _rescore(session, principal, kr)
+    record_audit(
+        session, principal, "key_result.created", SubjectType.KEY_RESULT, kr.id, {"title": title}
+    )
+    await _rescore(session, principal, kr, created=True)
     return kr
 
 
@@ -134,14 +147,17 @@ async def update_key_result(
     await require_objective_editor(session, principal, objective)
     await require_open_cycle(session, objective.cycle_id)
     changes: dict[str, object] = {}
+    changed: list[str] = []  # every column written; scores.requests decides what it moves
     if title is not None:
         kr.title = changes["title"] = text_field(title, "input.title", max_length=300)
+        changed.append("title")
     if unit is not None:
         kr.unit = changes["unit"] = text_field(unit, "input.unit", max_length=32, required=False)
+        changed.append("unit")
     if owner_person_id is not None:
         await get_person(session, owner_person_id)
         kr.owner_person_id = changes["owner"] = owner_person_id
-    rescore = False
+        changed.append("owner_person_id")
     if target is not None and target != kr.target_value:
         if kr.kind is KeyResultKind.MILESTONE:
             raise ValidationFailed(
@@ -161,23 +177,22 @@ async def update_key_result(
             )
         )
         kr.target_value = changes["target"] = target
-        rescore = True
+        changed.append("target_value")
     if weight_value is not None:
         kr.weight = changes["weight"] = weight(weight_value, "input.weight")
-        rescore = True
+        changed.append("weight")
     if stretch is not None and stretch != kr.stretch:
         kr.stretch = changes["stretch"] = stretch
-        rescore = True
+        changed.append("stretch")
     if progress_driver is not None and progress_driver is not kr.progress_driver:
         kr.progress_driver = changes["progress_driver"] = progress_driver
-        rescore = True
+        changed.append("progress_driver")
     if state is not None and state is not kr.state:
         kr.state = changes["state"] = state
-        rescore = True
+        changed.append("state")
     await session.flush()
-    record_audit(session, principal, "key_result.updated", "KeyResult", kr.id, changes)
-    if rescore:
-        await _rescore(session, principal, kr)
+    record_audit(session, principal, "key_result.updated", SubjectType.KEY_RESULT, kr.id, changes)
+    await _rescore(session, principal, kr, changed=changed)
     return kr
 
 
@@ -208,7 +223,7 @@ async def create_initiative(
     )
     session.add(initiative)
     await session.flush()
-    record_audit(session, principal, "initiative.created", "Initiative", initiative.id)
+    record_audit(session, principal, "initiative.created", SubjectType.INITIATIVE, initiative.id)
     return initiative
 
 
@@ -241,5 +256,5 @@ async def update_initiative(
     if link is not None:
         initiative.link = _link(link)
     await session.flush()
-    record_audit(session, principal, "initiative.updated", "Initiative", initiative.id)
+    record_audit(session, principal, "initiative.updated", SubjectType.INITIATIVE, initiative.id)
     return initiative

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import scoring
 from okrgraph.domain.errors import Conflict, ErrorCode, NotFound, ValidationFailed
-from okrgraph.domain.models import AuditEntry, CheckIn, Cycle, KeyResult, Objective, ScoreHistory
+from okrgraph.domain.models import AuditEntry, CheckIn, Cycle, KeyResult, Objective
 from okrgraph.domain.models.enums import (
     CycleState,
     KeyResultDriver,
@@ -23,8 +23,10 @@ from okrgraph.domain.models.enums import (
     Status,
     SubjectType,
 )
-from okrgraph.domain.outbox.service import CHECKIN_CREATED, emit, recalc_payload
+from okrgraph.domain.outbox.service import CHECKIN_CREATED
+from okrgraph.domain.scores.changes import record_written
 from okrgraph.domain.scores.queries import org_timezone
+from okrgraph.domain.scores.requests import request_recalculation
 from okrgraph.domain.scores.sql import SAME_SCORE
 from okrgraph.domain.validation import LONG_TEXT, instant, number, text_field
 
@@ -157,17 +159,22 @@ async def record_check_in(
         kr.score, expected, stretch=kr.stretch, confidence=kr.confidence
     )
     changed = abs(kr.score - old_score) > SAME_SCORE or kr.status is not old_status
+    written = []
     if changed:
         kr.score_updated_at = now
-        session.add(
-            ScoreHistory(
-                org_id=org_id,
-                id=uuid.uuid4(),
-                subject_type=SubjectType.KEY_RESULT,
-                subject_id=kr.id,
-                value=kr.score,
-                status=kr.status,
-                recorded_at=now,
+        # Written here, not by the roll-up (which will find it current): announced
+        # by the job that consumes this check-in's request, with its ancestors.
+        written.append(
+            await record_written(
+                session,
+                org_id,
+                SubjectType.KEY_RESULT,
+                kr.id,
+                kr.score,
+                kr.status,
+                old_score,
+                old_status,
+                now,
             )
         )
     session.add(
@@ -177,7 +184,7 @@ async def record_check_in(
             actor_person_id=author_person_id,
             actor_token_id=actor_token_id,
             action=CHECKIN_CREATED,
-            subject_type="KEY_RESULT",
+            subject_type=SubjectType.KEY_RESULT,
             subject_id=kr.id,
             changes={
                 "check_in_id": str(check_in.id),
@@ -190,12 +197,15 @@ async def record_check_in(
             created_at=now,
         )
     )
-    await emit(
+    await request_recalculation(
         session,
-        org_id=org_id,
+        org_id,
+        check_in,
         type=CHECKIN_CREATED,
-        subject_type="KEY_RESULT",
+        subject_type=SubjectType.KEY_RESULT,
         subject_id=kr.id,
+        created=True,
+        written=written,
         payload={
             "check_in_id": str(check_in.id),
             "key_result_id": str(kr.id),
@@ -203,7 +213,6 @@ async def record_check_in(
             "score": kr.score,
             "status": kr.status.value,
             "previous_status": old_status.value if isinstance(old_status, Status) else None,
-            "recalc": recalc_payload(key_result_ids=[kr.id]),
         },
         now=now,
     )

@@ -22,11 +22,12 @@ from okrgraph.domain.errors import Conflict, ErrorCode, Forbidden, NotFound, Val
 from okrgraph.domain.kpis.service import refresh_kpis
 from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import KeyResult, Kpi, KpiLink, Objective, Team
-from okrgraph.domain.models.enums import Direction, KpiCadence
-from okrgraph.domain.outbox.service import emit, recalc_payload
+from okrgraph.domain.models.enums import Direction, KpiCadence, SubjectType
+from okrgraph.domain.scores.requests import request_recalculation
 from okrgraph.domain.validation import number, text_field
 
 KPI_LINKED = "kpi.linked"
+KPI_UNLINKED = "kpi.unlinked"
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ async def create_kpi(
     )
     session.add(kpi)
     await session.flush()
-    record_audit(session, principal, "kpi.created", "Kpi", kpi.id, {"name": name})
+    record_audit(session, principal, "kpi.created", SubjectType.KPI, kpi.id, {"name": name})
     return kpi
 
 
@@ -227,7 +228,7 @@ async def update_kpi(
     if (kpi.direction, kpi.warning_threshold, kpi.critical_threshold) != health_inputs:
         await refresh_kpis(session, principal.org_id, [kpi.id])
         await session.refresh(kpi)
-    record_audit(session, principal, "kpi.updated", "Kpi", kpi.id, done)
+    record_audit(session, principal, "kpi.updated", SubjectType.KPI, kpi.id, done)
     return kpi
 
 
@@ -238,7 +239,7 @@ async def archive_kpi(session: AsyncSession, principal: Principal, kpi_id: uuid.
     if kpi.archived_at is None:
         kpi.archived_at = datetime.now(UTC)
         await session.flush()
-        record_audit(session, principal, "kpi.archived", "Kpi", kpi.id)
+        record_audit(session, principal, "kpi.archived", SubjectType.KPI, kpi.id)
     return kpi
 
 
@@ -311,20 +312,18 @@ async def link_kpi(
     session.add(link)
     await session.flush()
     target = {"key_result_id": key_result_id, "objective_id": objective_id}
-    record_audit(session, principal, "kpi.linked", "Kpi", kpi.id, target)
-    if key_result_id is not None:  # a KPI-driven KR now follows the KPI's latest value
-        await emit(
-            session,
-            org_id=principal.org_id,
-            type=KPI_LINKED,
-            subject_type="KPI",
-            subject_id=kpi.id,
-            payload={
-                "kpi_id": str(kpi.id),
-                "key_result_id": str(key_result_id),
-                "recalc": recalc_payload(kpi_ids=[kpi.id], key_result_ids=[key_result_id]),
-            },
-        )
+    record_audit(session, principal, "kpi.linked", SubjectType.KPI, kpi.id, target)
+    # A KPI-driven KR now follows the KPI's latest value (scores.requests decides).
+    if await request_recalculation(
+        session,
+        principal.org_id,
+        link,
+        type=KPI_LINKED,
+        subject_type=SubjectType.KPI,
+        subject_id=kpi.id,
+        created=True,
+        payload={"kpi_id": str(kpi.id), "key_result_id": str(key_result_id)},
+    ):
         await session.flush()
     return kpi
 
@@ -354,5 +353,15 @@ async def unlink_kpi(
     await session.delete(link)
     await session.flush()
     target = {"key_result_id": key_result_id, "objective_id": objective_id}
-    record_audit(session, principal, "kpi.unlinked", "Kpi", kpi.id, target)
+    record_audit(session, principal, "kpi.unlinked", SubjectType.KPI, kpi.id, target)
+    await request_recalculation(
+        session,
+        principal.org_id,
+        link,
+        type=KPI_UNLINKED,
+        subject_type=SubjectType.KPI,
+        subject_id=kpi.id,
+        removed=True,
+        payload={"kpi_id": str(kpi.id), "key_result_id": str(key_result_id)},
+    )
     return kpi

@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import scoring
 from okrgraph.domain.errors import Conflict, ErrorCode, NotFound, ValidationFailed
-from okrgraph.domain.models import AuditEntry, Kpi
-from okrgraph.domain.models.enums import Direction, Health
-from okrgraph.domain.outbox.service import KPI_MEASURED, emit, recalc_payload
+from okrgraph.domain.models import AuditEntry, Kpi, KpiMeasurement
+from okrgraph.domain.models.enums import Direction, Health, SubjectType
+from okrgraph.domain.outbox.service import KPI_MEASURED
+from okrgraph.domain.scores.requests import request_recalculation
 from okrgraph.domain.validation import KEY, SHORT_TEXT, instant, number
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -119,23 +120,21 @@ async def record_kpi_measurements(
                 actor_person_id=actor_person_id,
                 actor_token_id=actor_token_id,
                 action=KPI_MEASURED,
-                subject_type="KPI",
+                subject_type=SubjectType.KPI,
                 subject_id=kpi_id,
                 changes={"inserted": inserted, "duplicates": duplicates},
                 created_at=now,
             )
         )
-        await emit(
+        await request_recalculation(
             session,
-            org_id=org_id,
+            org_id,
+            KpiMeasurement(org_id=org_id, kpi_id=kpi_id),  # what the inserted rows share
             type=KPI_MEASURED,
-            subject_type="KPI",
+            subject_type=SubjectType.KPI,
             subject_id=kpi_id,
-            payload={
-                "kpi_id": str(kpi_id),
-                "inserted": inserted,
-                "recalc": recalc_payload(kpi_ids=[kpi_id]),
-            },
+            created=True,
+            payload={"kpi_id": str(kpi_id), "inserted": inserted},
             now=now,
         )
     await session.flush()
@@ -195,10 +194,13 @@ async def sync_kpi_key_results(
     org_id: uuid.UUID,
     kpi_ids: Collection[uuid.UUID] | None,
     closed_cycle_ids: Collection[uuid.UUID] = (),
+    *,
+    key_result_ids: Collection[uuid.UUID] | None = None,
 ) -> list[uuid.UUID]:
     """KRs driven by a KPI take its latest value as current; returns the KRs that changed.
 
-    Frozen key results (final score set, or in a closed cycle) are left alone.
+    `kpi_ids` / `key_result_ids` narrow it to those KPIs' / those key results' links
+    (None: all). Frozen key results (final score set, or in a closed cycle) are left alone.
     """
     rows = await session.execute(
         text(
@@ -210,6 +212,7 @@ async def sync_kpi_key_results(
             JOIN objectives o ON o.org_id = k2.org_id AND o.id = k2.objective_id
             WHERE l.org_id = CAST(:org AS uuid) AND l.key_result_id IS NOT NULL
               AND (CAST(:all AS boolean) OR l.kpi_id = ANY(CAST(:ids AS uuid[])))
+              AND (CAST(:all_krs AS boolean) OR l.key_result_id = ANY(CAST(:krs AS uuid[])))
               AND k.org_id = l.org_id AND k.id = l.key_result_id
               AND k.progress_driver = 'KPI' AND k.final_score IS NULL
               AND o.cycle_id <> ALL(CAST(:closed AS uuid[]))
@@ -221,6 +224,8 @@ async def sync_kpi_key_results(
             "org": org_id,
             "all": kpi_ids is None,
             "ids": list(kpi_ids or []),
+            "all_krs": key_result_ids is None,
+            "krs": list(key_result_ids or []),
             "closed": list(closed_cycle_ids),
         },
     )

@@ -23,6 +23,7 @@ class KeyResult(TenantMixin, Base):
     __table_args__ = (
         tenant_fk(["objective_id"], "objectives"),
         tenant_fk(["owner_person_id"], "people"),
+        tenant_fk(["carried_over_from_id"], "key_results"),
         CheckConstraint(
             "kind NOT IN ('INCREASE', 'DECREASE') OR target_value IS NULL "
             "OR target_value <> start_value",
@@ -65,6 +66,8 @@ class KeyResult(TenantMixin, Base):
     )
     confidence: Mapped[int | None]
     final_score: Mapped[float | None]
+    # The key result of a previous cycle this one was carried over from (closing).
+    carried_over_from_id: Mapped[uuid.UUID | None]
     last_check_in_at: Mapped[datetime | None]
     score_updated_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -1,7 +1,8 @@
 """Writes of objectives and of the alignment DAG between them.
 
-A change that moves scores (state, driver, an edge, a weight) emits an outbox
-event asking the worker to recompute the ancestors of what changed.
+Every write asks `scores.requests.request_recalculation` for the roll-up it
+needs; that module, not this one, decides which columns move numbers and which
+nodes to recompute (an edge's parent, say, not its child).
 """
 
 from __future__ import annotations
@@ -16,16 +17,22 @@ from okrgraph.domain.access import (
     require_objective_editor,
     require_write,
 )
-from okrgraph.domain.audit import record_audit
+from okrgraph.domain.audit import record_audit, subject_type_of
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.cycles.service import get_cycle
 from okrgraph.domain.errors import Conflict, ErrorCode, Forbidden, ValidationFailed
 from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import Alignment, KeyResult, Objective
-from okrgraph.domain.models.enums import CycleState, Level, ObjectiveDriver, ObjectiveState
+from okrgraph.domain.models.enums import (
+    CycleState,
+    Level,
+    ObjectiveDriver,
+    ObjectiveState,
+    SubjectType,
+)
 from okrgraph.domain.objectives.queries import related_objectives
 from okrgraph.domain.organizations.service import get_person, get_team
-from okrgraph.domain.outbox.service import emit, recalc_payload
+from okrgraph.domain.scores.requests import request_recalculation
 from okrgraph.domain.validation import LONG_TEXT, text_field, weight
 
 OBJECTIVE_CHANGED = "objective.changed"
@@ -68,17 +75,23 @@ async def _check_owner(
 async def _recalc(
     session: AsyncSession,
     principal: Principal,
-    objective_ids: list[uuid.UUID],
-    type: str,
-    subject_id: uuid.UUID,
+    row: Objective | Alignment,
+    event: str,
+    *,
+    changed: list[str] | None = None,
+    created: bool = False,
+    removed: bool = False,
 ) -> None:
-    await emit(
+    await request_recalculation(
         session,
-        org_id=principal.org_id,
-        type=type,
-        subject_type="Objective",
-        subject_id=subject_id,
-        payload={"recalc": recalc_payload(objective_ids=objective_ids)},
+        principal.org_id,
+        row,
+        type=event,
+        subject_type=subject_type_of(row),
+        subject_id=row.id,
+        changed=changed or [],
+        created=created,
+        removed=removed,
     )
 
 
@@ -129,10 +142,11 @@ async def create_objective(
         session,
         principal,
         "objective.created",
-        "Objective",
+        SubjectType.OBJECTIVE,
         objective.id,
         {"title": title, "level": level},
     )
+    await _recalc(session, principal, objective, OBJECTIVE_CHANGED, created=True)
     return objective
 
 
@@ -166,20 +180,21 @@ async def update_objective(
         changes["owner"] = [new_team, new_person]
         # The new owner must be one the caller may also act for.
         await require_objective_editor(session, principal, objective)
-    rescore = False
     if state is not None and state is not objective.state:
         objective.state = changes["state"] = state
-        rescore = True
     if progress_driver is not None and progress_driver is not objective.progress_driver:
         objective.progress_driver = changes["progress_driver"] = progress_driver
-        rescore = True
     await session.flush()
     # `updated_at` is set by the database on UPDATE and expired by the flush: load it
     # now, while IO is possible (the payload is built outside the session).
     await session.refresh(objective, ["updated_at"])
-    record_audit(session, principal, "objective.updated", "Objective", objective.id, changes)
-    if rescore:
-        await _recalc(session, principal, [objective.id], OBJECTIVE_CHANGED, objective.id)
+    record_audit(
+        session, principal, "objective.updated", SubjectType.OBJECTIVE, objective.id, changes
+    )
+    # Every column written; scores.requests decides which of them move numbers.
+    columns = {"owner": ["owner_team_id", "owner_person_id"]}
+    changed = [column for name in changes for column in columns.get(name, [name])]
+    await _recalc(session, principal, objective, OBJECTIVE_CHANGED, changed=changed)
     return objective
 
 
@@ -269,11 +284,11 @@ async def align_objective(
         session,
         principal,
         "alignment.created",
-        "Alignment",
+        SubjectType.ALIGNMENT,
         alignment.id,
         {"child": child.id, "parent": parent.id, "weight": weight_value},
     )
-    await _recalc(session, principal, [child.id], ALIGNMENT_CHANGED, child.id)
+    await _recalc(session, principal, alignment, ALIGNMENT_CHANGED, created=True)
     return alignment
 
 
@@ -293,26 +308,23 @@ async def update_alignment(
     await require_objective_editor(
         session, principal, await get_objective(session, alignment.child_objective_id)
     )
+    changed = []
     if weight_value is not None:
         alignment.weight = weight(weight_value, "input.weight")
+        changed.append("weight")
     if contributes is not None:
         alignment.contributes = contributes
+        changed.append("contributes")
     await session.flush()
     record_audit(
         session,
         principal,
         "alignment.updated",
-        "Alignment",
+        SubjectType.ALIGNMENT,
         alignment.id,
         {"weight": alignment.weight, "contributes": alignment.contributes},
     )
-    await _recalc(
-        session,
-        principal,
-        [alignment.child_objective_id],
-        ALIGNMENT_CHANGED,
-        alignment.child_objective_id,
-    )
+    await _recalc(session, principal, alignment, ALIGNMENT_CHANGED, changed=changed)
     return alignment
 
 
@@ -323,28 +335,8 @@ async def remove_alignment(
     await require_objective_editor(
         session, principal, await get_objective(session, alignment.child_objective_id)
     )
-    # The parent loses a term: recompute from the parent's side.
-    parent_ids = [alignment.parent_objective_id] if alignment.parent_objective_id else []
-    if alignment.parent_key_result_id:
-        kr = await session.get(KeyResult, (principal.org_id, alignment.parent_key_result_id))
-        if kr is not None:
-            parent_ids.append(kr.objective_id)
     await session.delete(alignment)
     await session.flush()
-    record_audit(session, principal, "alignment.removed", "Alignment", alignment_id)
-    await emit(
-        session,
-        org_id=principal.org_id,
-        type=ALIGNMENT_CHANGED,
-        subject_type="Alignment",
-        subject_id=alignment_id,
-        payload={
-            "recalc": recalc_payload(
-                objective_ids=parent_ids,
-                key_result_ids=[alignment.parent_key_result_id]
-                if alignment.parent_key_result_id
-                else [],
-            )
-        },
-    )
+    record_audit(session, principal, "alignment.removed", SubjectType.ALIGNMENT, alignment_id)
+    await _recalc(session, principal, alignment, ALIGNMENT_CHANGED, removed=True)
     return alignment_id

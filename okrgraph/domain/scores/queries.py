@@ -139,6 +139,35 @@ async def all_levels(session: AsyncSession, org_id: uuid.UUID) -> Levels:
     return _group(await session.execute(text(_ALL_LEVELS), {"org": org_id}))
 
 
+@dataclass(frozen=True)
+class CycleNodes:
+    key_result_ids: set[uuid.UUID]
+    objective_ids: set[uuid.UUID]
+
+
+async def nodes_of_cycles(
+    session: AsyncSession, org_id: uuid.UUID, cycle_ids: Collection[uuid.UUID]
+) -> CycleNodes:
+    """Every objective of the cycles and their key results (a cycle's dates moved)."""
+    params = {"org": org_id, "cycles": list(cycle_ids)}
+    objectives = await session.execute(
+        text(
+            "SELECT id FROM objectives WHERE org_id = CAST(:org AS uuid)"
+            " AND cycle_id = ANY(CAST(:cycles AS uuid[]))"
+        ),
+        params,
+    )
+    krs = await session.execute(
+        text(
+            "SELECT k.id FROM key_results k JOIN objectives o"
+            " ON o.org_id = k.org_id AND o.id = k.objective_id"
+            " WHERE k.org_id = CAST(:org AS uuid) AND o.cycle_id = ANY(CAST(:cycles AS uuid[]))"
+        ),
+        params,
+    )
+    return CycleNodes({r[0] for r in krs}, {r[0] for r in objectives})
+
+
 def _group(rows: object) -> Levels:
     levels: list[tuple[list[uuid.UUID], list[uuid.UUID]]] = []
     for kind, node_id, depth in rows:  # type: ignore[attr-defined]

@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -34,7 +33,14 @@ from okrgraph.domain.outbox.service import (
     mark_processed,
 )
 from okrgraph.domain.scores import sql
-from okrgraph.domain.scores.queries import CyclePace, all_levels, cycle_pace, levels_above
+from okrgraph.domain.scores.changes import ScoreChange as ScoreChange
+from okrgraph.domain.scores.queries import (
+    CyclePace,
+    all_levels,
+    cycle_pace,
+    levels_above,
+    nodes_of_cycles,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,28 +48,10 @@ EVENT_BATCH = 5_000
 FULL_PASS_TIMEOUT_S = 280  # under the worker's job_timeout (300 s)
 
 
-@dataclass(frozen=True, slots=True)
-class ScoreChange:
-    subject_type: str  # KEY_RESULT | OBJECTIVE
-    subject_id: uuid.UUID
-    value: float
-    status: str
-    previous_value: float
-    previous_status: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "subjectType": self.subject_type,
-            "id": str(self.subject_id),
-            "value": self.value,
-            "status": self.status,
-            "previousValue": self.previous_value,
-            "previousStatus": self.previous_status,
-        }
-
-
 @dataclass
 class RecalcResult:
+    # Every committed change to announce: those the consumed events' own services
+    # wrote (a check-in's key result), then the roll-up's.
     changes: list[ScoreChange] = field(default_factory=list)
     nodes: int = 0  # key results and objectives recomputed
     events: int = 0  # outbox events consumed
@@ -250,19 +238,32 @@ async def full_recalculation(
     await lock_scores(session, org_id)
     # A big organisation's pass writes 100k+ rows per statement: more than the
     # app's per-statement timeout allows; the job's own timeout still bounds it.
+    # Restored afterwards: a close runs this pass inside a request's transaction.
+    prior = (await session.execute(text("SHOW statement_timeout"))).scalar_one()
+    prior_mem = (await session.execute(text("SHOW work_mem"))).scalar_one()
     await session.execute(text(f"SET LOCAL statement_timeout = '{FULL_PASS_TIMEOUT_S}s'"))
     await session.execute(text("SET LOCAL work_mem = '64MB'"))  # sorts of whole logs
     # Before the pass, so that it covers them: an incremental job must not find
     # them pending after a full pass published the numbers that include them.
-    events, through = await consume_all_pending(session, org_id, now)
+    consumed = await consume_all_pending(session, org_id, now)
     pace = await cycle_pace(session, org_id, now)
     await refresh_key_result_values(session, org_id, None, pace)
     await refresh_kpis(session, org_id, None)
     await sync_kpi_key_results(session, org_id, None, pace.closed_ids)
     levels = await all_levels(session, org_id)
     result = await _roll_up(session, org_id, levels.levels, now, pace, all_leaf_key_results=True)
-    result.events, result.through = events, through
+    result.changes[:0] = _written(consumed.written)
+    result.events, result.through = len(consumed.event_ids), consumed.through
+    await session.execute(
+        text("SELECT set_config('statement_timeout', :t, true), set_config('work_mem', :m, true)"),
+        {"t": prior, "m": prior_mem},
+    )
     return result
+
+
+def _written(records: list[object]) -> list[ScoreChange]:
+    """The changes consumed events wrote themselves (requests.py), to announce."""
+    return [c for c in map(ScoreChange.from_record, records) if c is not None]
 
 
 async def sync_kpis(
@@ -356,7 +357,8 @@ async def _isolating(
             raise
         if len(events) == 1:
             await _set_aside(session, org_id, events[0], now, exc)
-            return RecalcResult()
+            # What its service wrote was committed with it: still announced.
+            return RecalcResult(changes=_written(events[0].written))
     middle = len(events) // 2
     result = await _isolating(session, org_id, events[:middle], now, pace)
     rest = await _isolating(session, org_id, events[middle:], now, pace)
@@ -368,16 +370,27 @@ async def _isolating(
 async def _process(
     session: AsyncSession, org_id: uuid.UUID, claimed: Claimed, now: datetime, pace: CyclePace
 ) -> RecalcResult:
-    """Refresh what the events name, roll it up, mark the events processed."""
-    krs = set(claimed.key_result_ids)
+    """Refresh what the events name, roll it up, mark the events processed.
+
+    Named key results re-derive their current value from their source as the full
+    pass does (check-ins, or the linked KPI: a driver may just have changed); a
+    named cycle names all its nodes.
+    """
+    krs, objectives = set(claimed.key_result_ids), set(claimed.objective_ids)
+    if claimed.cycle_ids:
+        in_cycles = await nodes_of_cycles(session, org_id, claimed.cycle_ids)
+        krs |= in_cycles.key_result_ids
+        objectives |= in_cycles.objective_ids
     if krs:
         await refresh_key_result_values(session, org_id, krs, pace)
+        await sync_kpi_key_results(session, org_id, None, pace.closed_ids, key_result_ids=krs)
     if claimed.kpi_ids:
         await refresh_kpis(session, org_id, claimed.kpi_ids)
         krs.update(await sync_kpi_key_results(session, org_id, claimed.kpi_ids, pace.closed_ids))
     result = await recalculate(
-        session, org_id, key_result_ids=krs, objective_ids=claimed.objective_ids, now=now, pace=pace
+        session, org_id, key_result_ids=krs, objective_ids=objectives, now=now, pace=pace
     )
+    result.changes[:0] = _written(claimed.written)
     await mark_processed(session, org_id, claimed.event_ids, now)
     return result
 

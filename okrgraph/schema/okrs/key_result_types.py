@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -48,18 +49,29 @@ NEWEST_FIRST = Order("effective_at", descending=True)
 OLDEST_REVISION_FIRST = Order("revised_at")
 
 
-def _score_rule(kr: KeyResultRow) -> str:
+def shown(value: float | None) -> str:
+    """A number as a rule text shows it to a client: never Python's None, nan or inf."""
+    if value is None:
+        return "(no value yet)"
+    if not math.isfinite(value):
+        return "(not a finite number)"
+    return format(value, ".15g")
+
+
+def score_rule(kr: KeyResultRow) -> str:
+    """The rule of a key result's score, in words, with its numbers (DESIGN.md section 3)."""
     kind = kr.kind.value
+    cur, start, target = shown(kr.current_value), shown(kr.start_value), shown(kr.target_value)
     if kind in ("INCREASE", "DECREASE"):
         return (
             f"{kind}: clamp((current - start) / (target - start), 0, 1) with current "
-            f"{kr.current_value}, start {kr.start_value}, target {kr.target_value}"
+            f"{cur}, start {start}, target {target}; no current value scores 0"
         )
     if kind == "ABOVE":
-        return f"ABOVE: 1 when current {kr.current_value} >= target {kr.target_value}, else 0"
+        return f"ABOVE: 1 when current {cur} >= target {target}, else 0"
     if kind == "BELOW":
-        return f"BELOW: 1 when current {kr.current_value} <= target {kr.target_value}, else 0"
-    return f"MILESTONE: 1 once done (current {kr.current_value} = 1), else 0"
+        return f"BELOW: 1 when current {cur} <= target {target}, else 0"
+    return f"MILESTONE: 1 once done (current {cur} = 1), else 0"
 
 
 @node_kind(KeyResultRow)
@@ -104,6 +116,16 @@ class KeyResult(Node):
             last_check_in_at=row.last_check_in_at,
         )
 
+    @strawberry.field(
+        description="The key result of a previous cycle this one was carried over from "
+        "(closeCycle sets it on every key result it carries; null otherwise)."
+    )
+    async def carried_over_from(self, info: Info) -> KeyResult | None:
+        if self.row.carried_over_from_id is None:
+            return None
+        row = await info.context.loaders.by_id(KeyResultRow).load(self.row.carried_over_from_id)
+        return KeyResult.from_row(row) if row else None
+
     @strawberry.field(description="0..1 per the scoring rules; `asOf` gives it as it was then.")
     async def score(self, info: Info, as_of: datetime | None = None) -> float:
         if as_of is None:
@@ -123,7 +145,7 @@ class KeyResult(Node):
             if row.progress_driver is KeyResultDriverEnum.KPI
             else (scoring.SOURCE_CHECK_IN)
         )
-        rule = _score_rule(row)
+        rule = score_rule(row)
         term = scoring.Term(1.0, row.score, source, None)
         return scores.ScoreExplanation.of(scoring.Explanation(row.score, (term,), rule))
 

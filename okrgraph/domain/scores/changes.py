@@ -1,0 +1,112 @@
+"""A committed change of a score or progress, and how one written outside the roll-up
+is recorded so that it is announced like the roll-up's own (exactly once).
+
+The roll-up writes its changes' history rows and `score.changed` events in SQL
+(service._RECORD). A service that writes a score synchronously (a check-in sets
+its key result's score) records the same two rows with `record_written` and
+passes the change along in its recalculation request (`requests.py`): the job
+that consumes the request announces it with the roll-up's changes, and the
+roll-up, finding the score already current, does not report it again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okrgraph.domain.models import ScoreHistory
+from okrgraph.domain.models.enums import Status, SubjectType
+from okrgraph.domain.outbox.service import SCORE_CHANGED, emit
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreChange:
+    subject_type: str  # KEY_RESULT | OBJECTIVE
+    subject_id: uuid.UUID
+    value: float
+    status: str
+    previous_value: float
+    previous_status: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "subjectType": self.subject_type,
+            "id": str(self.subject_id),
+            "value": self.value,
+            "status": self.status,
+            "previousValue": self.previous_value,
+            "previousStatus": self.previous_status,
+        }
+
+    def as_record(self) -> dict[str, Any]:
+        """As it travels in an outbox payload (`from_record` reads it back)."""
+        return {
+            "subject_type": self.subject_type,
+            "subject_id": str(self.subject_id),
+            "value": self.value,
+            "status": self.status,
+            "previous_value": self.previous_value,
+            "previous_status": self.previous_status,
+        }
+
+    @classmethod
+    def from_record(cls, data: Any) -> ScoreChange | None:
+        """None for anything that is not a well-formed record (nothing to announce)."""
+        try:
+            return cls(
+                str(data["subject_type"]),
+                uuid.UUID(str(data["subject_id"])),
+                float(data["value"]),
+                str(data["status"]),
+                float(data["previous_value"]),
+                str(data["previous_status"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+async def record_written(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    subject_type: SubjectType,
+    subject_id: uuid.UUID,
+    value: float,
+    status: Status,
+    previous_value: float,
+    previous_status: Status | None,
+    now: datetime,
+) -> ScoreChange:
+    """The history row and `score.changed` event of a score written synchronously."""
+    session.add(
+        ScoreHistory(
+            org_id=org_id,
+            id=uuid.uuid4(),
+            subject_type=subject_type,
+            subject_id=subject_id,
+            value=value,
+            status=status,
+            recorded_at=now,
+        )
+    )
+    old_status = previous_status.value if previous_status is not None else status.value
+    await emit(
+        session,
+        org_id=org_id,
+        type=SCORE_CHANGED,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        payload={
+            "value": value,
+            "status": status.value,
+            "previous_value": previous_value,
+            "previous_status": old_status,
+        },
+        now=now,
+    )
+    return ScoreChange(
+        subject_type.value, subject_id, value, status.value, previous_value, old_status
+    )
