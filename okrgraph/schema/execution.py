@@ -23,6 +23,7 @@ however many of its tasks are ready at once.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 from collections.abc import Callable
 from time import perf_counter
@@ -47,6 +48,12 @@ from okrgraph.schema.limits import (
     SLICE_MS,
     execution_too_long,
     response_too_large,
+)
+
+# The execution running in this task (tasks it starts inherit it): the request's
+# dataloaders ask it whether to hold their batch (`hold_batch`).
+running: contextvars.ContextVar[FastExecutionContext | None] = contextvars.ContextVar(
+    "running_execution", default=None
 )
 
 MAX_EXECUTION_SECONDS = MAX_EXECUTION_MS / 1000
@@ -155,6 +162,11 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self._nesting = 0  # execute_fields calls on the stack (0: a stretch begins)
         self._used = 0.0  # seconds of the loop used since the last pause
         self._round: asyncio.Future[None] | None = None  # paused work waits for it
+        self._paused = 0  # paused objects not resumed yet
+        self._ticks = 0  # execute_fields calls so far
+        self._seen = 0  # ... when `_release` last looked
+        self._held: list[Callable[[], None]] = []  # batch dispatches held until they are
+        running.set(self)
         self.refusal: GraphQLError | None = None  # the budget ran out
 
     def _count(self, values: int) -> None:
@@ -182,11 +194,13 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         """Every object's fields pass here: count them, time the stretch, and
         pause it once it has run SLICE_MS."""
         now = perf_counter()
+        self._ticks += 1
         if self._nesting == 0:
             self._stretch = now
         if self._round is not None or self._used + (now - self._stretch) > SLICE_SECONDS:
             paused = self._pause()
             if paused is not None:
+                self._paused += 1
                 return self._after(paused, parent_type, source_value, path, grouped_field_set,
                                    position_context)  # fmt: skip
         self._count(len(grouped_field_set))
@@ -221,9 +235,36 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if opened is not None and not opened.done():
             opened.set_result(None)
 
+    def hold_batch(self, dispatch: Callable[[], None]) -> bool:
+        """Holds a dataloader's batch dispatch while some of this request's work
+        is paused, and after it until the request's completion has gone quiet
+        (a loop iteration without any): the paused objects' loads then join the
+        batch instead of starting another, so a level completed in slices still
+        loads its next level in one statement. False: dispatch now."""
+        if self._paused == 0 and not self._held:
+            return False
+        if not self._held:
+            self._seen = -1
+            asyncio.get_running_loop().call_soon(self._release)
+        self._held.append(dispatch)
+        return True
+
+    def _release(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._paused or self._ticks != self._seen:
+            self._seen = self._ticks
+            loop.call_soon(self._release)  # completion still going on: look again
+            return
+        held, self._held = self._held, []
+        for dispatch in held:
+            loop.call_soon(dispatch)
+
     async def _after(self, paused: asyncio.Future[None], *args: Any) -> Any:
-        await paused
-        result = self.execute_fields(*args)
+        try:
+            await paused
+            result = self.execute_fields(*args)
+        finally:
+            self._paused -= 1
         return await result if self.is_awaitable(result) else result
 
     def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan:

@@ -3,6 +3,7 @@ statement per batch. Built in the request context, never at module level."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any
@@ -13,9 +14,34 @@ from strawberry.dataloader import DataLoader
 from okrgraph.domain.graph import queries
 from okrgraph.domain.graph.queries import Filter, Order, Page
 from okrgraph.domain.models import Base
+from okrgraph.schema.execution import running
 
 if TYPE_CHECKING:
     from okrgraph.schema.context import Context
+
+
+class _Loop:
+    """The loop as a DataLoader sees it: a batch's dispatch waits while the
+    request's execution has paused work (execution.py), so that the paused
+    objects' loads join the batch instead of starting another."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def call_soon(self, callback: Callable[[], None], *args: Any) -> Any:
+        execution = running.get()
+        if not args and execution is not None and execution.hold_batch(callback):
+            return None
+        return self._loop.call_soon(callback, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+
+class OkrDataLoader(DataLoader[Any, Any]):
+    @property
+    def loop(self) -> Any:
+        return _Loop(super().loop)
 
 
 class Loaders:
@@ -36,7 +62,7 @@ class Loaders:
                     found = await queries.rows_by_ids(session, model, ids)
                 return [found.get(i) for i in ids]
 
-            loader = self._loaders[key] = DataLoader(load_fn=load)
+            loader = self._loaders[key] = OkrDataLoader(load_fn=load)
         return loader
 
     def by_parent(
@@ -59,7 +85,7 @@ class Loaders:
                     )
                 return [found.get(i, []) for i in ids]
 
-            loader = self._loaders[key] = DataLoader(load_fn=load)
+            loader = self._loaders[key] = OkrDataLoader(load_fn=load)
         return loader
 
     def batch(
@@ -77,5 +103,5 @@ class Loaders:
                     found = await fetch(session, keys)
                 return [found.get(k, default) for k in keys]
 
-            loader = self._loaders[("batch", name)] = DataLoader(load_fn=load)
+            loader = self._loaders[("batch", name)] = OkrDataLoader(load_fn=load)
         return loader
