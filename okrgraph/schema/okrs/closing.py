@@ -127,9 +127,11 @@ def _summary(done: Closing) -> CycleClosing:
 class CycleClosingMutations:
     @strawberry.mutation(
         description=(
-            "Close a cycle (admins): bring scores current, freeze final scores, grade the "
-            "objectives with a reflection each, carry missed ones over, mark it CLOSED. "
-            "With dryRun, the same plan without changing anything."
+            "Close a cycle (admins): bring scores current (a full recalculation at that "
+            "moment, whatever roll-ups are pending), freeze those as final scores, grade the "
+            "objectives with a reflection each, carry missed ones over (objectives and key "
+            "results, each copy with carriedOverFrom), mark it CLOSED. With dryRun, the same "
+            "plan without changing anything."
         )
     )
     async def close_cycle(
