@@ -7,7 +7,7 @@ what the incremental path left)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -60,7 +60,10 @@ index = st.integers(0, 30)
 value = st.sampled_from([-10.0, 0.0, 1.0, 25.0, 50.0, 85.0, 100.0, 150.0])
 
 steps = st.one_of(
-    st.tuples(st.just("check_in"), index, value, st.sampled_from([None, 2, 8])),
+    st.tuples(
+        st.just("check_in"), index, value, st.sampled_from([None, 2, 8]), st.sampled_from([0, 3])
+    ),
+    st.tuples(st.just("correct"), index, value),
     st.tuples(st.just("measure"), index, value),
     st.tuples(st.just("align"), index, index, st.booleans(), weights, st.booleans()),
     st.tuples(st.just("update_alignment"), index, weights | st.none(), st.booleans() | st.none()),
@@ -115,8 +118,26 @@ async def apply(
     name, *args = step
     if name == "check_in" and (kr := pick(krs, args[0])):
         await record_check_in(
-            session, org_id=p.org_id, key_result_id=kr, value=args[1], confidence=args[2]
+            session,
+            org_id=p.org_id,
+            key_result_id=kr,
+            value=args[1],
+            confidence=args[2],
+            effective_at=_now() - timedelta(days=args[3]),  # 3: backdated
         )
+    elif name == "correct" and (kr := pick(krs, args[0])):
+        latest = await session.scalar(
+            text(
+                "SELECT c.id FROM check_ins c WHERE c.key_result_id = :k AND NOT EXISTS "
+                "(SELECT 1 FROM check_ins s WHERE s.supersedes_id = c.id) "
+                "ORDER BY c.recorded_at DESC, c.id LIMIT 1"
+            ),
+            {"k": kr},
+        )
+        if latest is not None:
+            await record_check_in(
+                session, org_id=p.org_id, key_result_id=kr, value=args[1], supersedes_id=latest
+            )
     elif name == "measure" and (kpi := pick(kpis, args[0])):
         await record_kpi_measurements(
             session,
