@@ -4,7 +4,9 @@
 inside a savepoint (a refused or failed change leaves nothing behind), and the
 optional `idempotencyKey` (a retry returns the first call's result and writes
 nothing twice; a duplicate sent while the first still runs waits for it and then
-replays it, see domain/idempotency.py).
+replays it, see domain/idempotency.py). After the write the operation gets fresh
+dataloaders, so its payload (and the next mutation's of the same document) shows
+the written state, never rows an earlier payload loaded.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from okrgraph.domain.models import Base
 from okrgraph.schema.bounds import check_arguments
 from okrgraph.schema.context import Info
 from okrgraph.schema.enums import ErrorCode  # registered as the GraphQL `UserErrorCode`
+from okrgraph.schema.loaders import Loaders
 from okrgraph.schema.node import NODE_KINDS
 from okrgraph.schema.permissions import require_principal
 
@@ -228,6 +231,9 @@ async def run_mutation(
                 return user_error(_db_error(exc))
         # fall through: build the payload after releasing the session lock,
         # since building it may use the dataloaders (which take the lock)
+    # What the loaders hold was read before this write (an earlier payload of the
+    # document filled them): from here on, reads see the written state.
+    ctx.loaders = Loaders(ctx)
     if recalled is not None:
         result = await _recall(info, recalled)
     return await _built(success(result))
