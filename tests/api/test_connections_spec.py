@@ -9,6 +9,7 @@ this file. tests/e2e/test_relay_compiler.py runs the real relay-compiler.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import graphql
 import httpx
@@ -18,7 +19,6 @@ from graphql import (
     GraphQLNamedType,
     GraphQLNonNull,
     GraphQLObjectType,
-    GraphQLOutputType,
     GraphQLScalarType,
 )
 
@@ -29,8 +29,9 @@ from tests.gql import data
 SCHEMA = graphql.build_schema(sdl())
 
 
-def unwrap(t: GraphQLOutputType) -> GraphQLNamedType:
-    return graphql.get_named_type(t)
+def unwrap(t: Any) -> GraphQLNamedType:
+    named: GraphQLNamedType = graphql.get_named_type(t)
+    return named
 
 
 def is_non_null_of(t: object, name: str) -> bool:

@@ -128,6 +128,7 @@ async def test_the_subject_reads_as_of_delivery_with_fresh_loaders(
         )
         result = await asyncio.wait_for(pending, 5)
         assert result.errors is None, result.errors
+        assert result.data is not None
         results.append(result.data["progressChanged"]["subject"])
     assert [r["score"] for r in results] == [0.2, 0.6]
     assert results[1]["objective"]["id"] == to_global_id("Objective", kr.objective_id)
