@@ -596,3 +596,80 @@ async def test_a_failing_field_beside_a_reading_one_is_a_clean_error(solo: Fuzz)
         "application/graphql-response+json",
     )
     assert body["errors"][0]["path"] == ["objectives"]
+
+
+# --- variables the limits must see as the executor does; huge and deep inputs ---------
+
+PAGED = """query($n: Int) {
+  objectives(first: $n) { nodes { id keyResults(first: $n) { nodes { id } } } }
+}"""
+ODD_NUMBERS = st.one_of(
+    st.sampled_from([100.0, 101.0, 1e308, -0.0, 0.5, 2.0**53, 2**31, 2**63, -(2**31) - 1]),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-(2**70), 2**70),
+    st.booleans(),
+    st.none(),
+    TEXT,
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@settings(FUZZ, max_examples=40)
+@given(n=ODD_NUMBERS, accept=ACCEPT)
+async def test_page_sizes_in_variables_are_judged_as_coerced(
+    fuzz: Fuzz, n: Any, accept: str
+) -> None:
+    """An integral float is the integer it equals (`100.0` is `100`), anything else
+    that is not an Int is refused; no page is ever larger than the cap."""
+    body = await fuzz.post(fuzz.world.tokens["admin"], PAGED, {"n": n}, accept)
+    objectives = ((body.get("data") or {}).get("objectives") or {}).get("nodes") or []
+    assert len(objectives) <= 100
+    for objective in objectives:
+        assert len(objective["keyResults"]["nodes"]) <= 100
+    as_int = n if isinstance(n, int) and not isinstance(n, bool) else None
+    if isinstance(n, float) and n.is_integer():
+        as_int = int(n)
+    if as_int is not None and as_int > 100:
+        assert body.get("data") is None, (n, body)
+    if isinstance(n, float) and not n.is_integer() or isinstance(n, bool | str | list):
+        assert body.get("data") is None, (n, body)
+
+
+def nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for level in range(depth):
+        value = {"input": value} if level % 2 else [value]
+    return value
+
+
+@settings(FUZZ, max_examples=12)
+@given(data=st.data())
+async def test_huge_and_deeply_nested_inputs_are_refused_cleanly(
+    fuzz: Fuzz, data: st.DataObject
+) -> None:
+    mutation = data.draw(st.sampled_from(sorted(MUTATIONS)))
+    shape = data.draw(st.sampled_from(["deep", "long text", "many items", "wide"]))
+    if shape == "deep":
+        value: Any = nested(data.draw(st.integers(20, 1_000)))
+    elif shape == "long text":
+        value = {name: "x" * data.draw(st.integers(10_000, 300_000)) for name in ("title", "name",
+                 "comment", "description", "url", "whatWorked")}  # fmt: skip
+    elif shape == "many items":
+        value = {"items": [{"value": 1.0}] * data.draw(st.integers(1_001, 10_000)),
+                 "ids": ["x"] * 5_000, "scopes": ["read"] * 5_000}  # fmt: skip
+    else:
+        value = {f"k{i}": i for i in range(data.draw(st.integers(1_000, 5_000)))}
+    variables = dict.fromkeys(MUTATIONS[mutation].args, value)
+    async with undone(fuzz.db):
+        headers = {"Authorization": f"Bearer {fuzz.world.tokens['admin']}"}
+        response = await fuzz.client.post(
+            "/graphql",
+            json={"query": mutation_document(mutation), "variables": variables},
+            headers=headers,
+        )
+        if response.status_code == 413:
+            assert response.json()["errors"][0]["extensions"]["code"] == "REQUEST_TOO_LARGE"
+        else:
+            body = clean(response)
+            assert wrote_nothing(body), body
+        await fuzz.unchanged((mutation, shape))
