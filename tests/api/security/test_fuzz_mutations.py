@@ -33,8 +33,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, nodes
 from hypothesis_graphql import strategies as gql_st
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from okrgraph.api.app import create_app
 from okrgraph.schema.node import to_global_id
 from tests.api.security.world import (
     GRAPHQL_SCHEMA,
@@ -51,6 +52,7 @@ from tests.api.security.world import (
     success_type,
     undone,
 )
+from tests.ws import acknowledged, received, send, serving
 
 FUZZ = settings(
     max_examples=50,
@@ -673,3 +675,49 @@ async def test_huge_and_deeply_nested_inputs_are_refused_cleanly(
             body = clean(response)
             assert wrote_nothing(body), body
         await fuzz.unchanged((mutation, shape))
+
+
+# --- operations pipelined on one websocket -------------------------------------------
+
+
+@settings(FUZZ, max_examples=3)
+@given(data=st.data())
+async def test_pipelined_websocket_operations_answer_cleanly(
+    committed: async_sessionmaker[AsyncSession], redis_client: Any, data: st.DataObject
+) -> None:
+    """Thirty generated mutations and queries sent at once on one socket: each gets
+    its own answer (no INTERNAL, nothing internal in the text), and the socket stays
+    open for the next operation."""
+    async with committed() as session, session.begin():
+        world = await build_world(session)
+    fuzz = Fuzz(None, None, world, world, None)  # type: ignore[arg-type]
+    strategies = inputs(fuzz)
+    operations = {}
+    for i in range(30):
+        if data.draw(st.booleans()):
+            mutation = data.draw(st.sampled_from(sorted(strategies)))
+            operations[f"m{i}"] = (mutation_document(mutation), data.draw(strategies[mutation]()))
+        else:
+            operations[f"q{i}"] = (PAGED, {"n": data.draw(st.integers(0, 100))})
+    app = create_app(sessionmaker=committed, queue=redis_client)
+    async with serving(app) as url, acknowledged(url, world.tokens["admin"]) as ws:
+        for op_id, (document, variables) in operations.items():
+            await send(ws, op_id, document, **variables)
+        answered: dict[str, dict[str, Any]] = {}
+        completed: set[str] = set()
+        while completed != set(operations):
+            message = await received(ws)
+            assert not INTERNAL_TEXT.search(json.dumps(message)), message
+            if message["type"] == "complete":
+                completed.add(message["id"])
+                continue
+            answered[message["id"]] = message
+            if message["type"] == "error":
+                completed.add(message["id"])
+            errors = message["payload"] if message["type"] == "error" else (
+                message["payload"].get("errors") or [])  # fmt: skip
+            for error in errors:
+                assert error.get("extensions", {}).get("code") != "INTERNAL", (message, operations)
+        assert set(answered) == set(operations)
+        await send(ws, "after", "{ viewer { scopes } }")
+        assert (await received(ws))["payload"]["data"]["viewer"]["scopes"]

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from okrgraph.api.app import create_app
 from okrgraph.api.websocket import REVOKED_CLOSE
-from okrgraph.domain.db import create_engine, create_sessionmaker, tenant_session
+from okrgraph.domain.db import tenant_session
 from okrgraph.domain.live import (
     MAX_SUBSCRIPTIONS_PER_TOKEN,
     ProgressChanged,
@@ -248,16 +248,6 @@ async def test_a_good_token_in_the_upgrade_request_is_enough(
 
 
 # --- committed data, for operations that run at once (each has its own transaction) ---
-
-
-@pytest.fixture
-async def committed(fresh_database: Any) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    async with fresh_database() as url:
-        engine = create_engine(url, pool_size=10)
-        try:
-            yield create_sessionmaker(engine)
-        finally:
-            await engine.dispose()
 
 
 async def test_pipelined_operations_on_one_socket_each_get_their_own_transaction(
