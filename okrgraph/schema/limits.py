@@ -129,6 +129,39 @@ def execution_too_long() -> GraphQLError:
 META_FIELDS = {"__schema": SchemaMetaFieldDef, "__type": TypeMetaFieldDef}
 
 
+def coerce_variables(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, raw: Any
+) -> VariableValues | None:
+    """The operation's variables exactly as graphql-core's executor coerces them
+    (its own `get_variable_values`: `{"n": 100.0}` is the Int 100, a missing
+    variable takes its default), or None when they do not coerce (the executor
+    then refuses the operation). The one coercion of the request's variables
+    before execution: the cost limits here and the compiled read path
+    (compiled/compiler.py) both use it."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        coerced = get_variable_values(schema, operation.variable_definitions or (), dict(raw))
+    except Exception:  # noqa: BLE001 - whatever fails here, the executor reports it
+        return None
+    return coerced if isinstance(coerced, VariableValues) else None
+
+
+def coerce_arguments(
+    definition: GraphQLField, node: FieldNode, variables: VariableValues | None
+) -> dict[str, Any] | None:
+    """A field's arguments as the executor coerces them (graphql-core's
+    `get_argument_values`: literals and variables coerced, schema defaults
+    applied, a variable left out takes the argument's default), or None where the
+    executor would report an error (e.g. null for a non-null argument)."""
+    try:
+        return get_argument_values(definition, node, variables)
+    except Exception:  # noqa: BLE001 - a bad argument is the executor's error to report
+        return None
+
+
 @dataclass(frozen=True)
 class ListBound:
     """A list field with no page argument: the most items it can hold, what
@@ -250,15 +283,8 @@ class DocumentMeasure:
         root = self.schema.get_root_type(node.operation)
         if root is None:
             return Measure()
-        coerced = None
-        if isinstance(self.raw_variables, Mapping):
-            try:
-                coerced = get_variable_values(
-                    self.schema, node.variable_definitions or (), dict(self.raw_variables)
-                )
-            except Exception:  # noqa: BLE001 - whatever fails here, the executor reports it
-                coerced = None
-        if not isinstance(coerced, VariableValues):
+        coerced = coerce_variables(self.schema, node, self.raw_variables)
+        if coerced is None:
             self.coerced = False
             return Measure()
         self.coerced = True
@@ -323,10 +349,7 @@ class DocumentMeasure:
         is_list = isinstance(get_nullable_type(definition.type), GraphQLList)
         if not paged and (not is_list or is_connection_list(parent, node.name.value)):
             return 1
-        try:
-            args = get_argument_values(definition, node, self.variables)
-        except Exception:  # noqa: BLE001 - a bad argument is the executor's error to report
-            args = {}
+        args = coerce_arguments(definition, node, self.variables) or {}
         if not paged:
             bound = LIST_BOUNDS.get((parent.name if parent else "", node.name.value))
             if bound is None:

@@ -17,6 +17,7 @@ from okrgraph.schema.compiled import compiler as compiler_module
 from okrgraph.schema.compiled import extension
 from okrgraph.schema.compiled.compiler import NotCompilable
 from okrgraph.schema.compiled.registry import TYPES
+from tests.api.roles import ROLES, cast
 from tests.gql import data
 
 IDS = """{
@@ -225,3 +226,215 @@ async def test_extreme_stored_dates_render_alike(
             )
             assert json.dumps(compiled) == json.dumps(executed)
             assert "infinity" not in json.dumps(compiled)
+
+
+# --- variables, arguments and fragments as the executor reads them -------------------
+
+
+async def both_bodies(
+    client: httpx.AsyncClient, token: str, query: str, monkeypatch: pytest.MonkeyPatch,
+    variables: Any = None,
+) -> tuple[bytes, bytes, bool]:  # fmt: skip
+    """The raw response bodies with the compiled path on and off, and whether the
+    compiled path answered (a declined query runs normally both times)."""
+    compiled: list[bool] = []
+    real = compiler_module.compile_query
+
+    def spy(*args: Any) -> Any:
+        result = real(*args)
+        compiled.append(True)
+        return result
+
+    def refuse(*args: Any) -> Any:
+        raise NotCompilable("test: execute normally")
+
+    bodies = []
+    for replacement in (spy, refuse):
+        monkeypatch.setattr(extension, "compile_query", replacement)
+        response = await client.post(
+            "/graphql",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        bodies.append(f"{response.status_code} ".encode() + response.content)
+    return bodies[0], bodies[1], bool(compiled)
+
+
+PEOPLE = "people(first: $n) { nodes { name } }"
+TEAMS = "organization { teams(all: $all) { nodes { name } } }"
+OBJECTIVE_KPIS = "objectives(first: 3) { nodes { title kpis(first: $n) { name } } }"
+# (query, variables, compiles): every answer must be the normal path's, byte for byte
+VARIABLE_CASES: list[tuple[str, Any, bool]] = [
+    (f"query($n: Int = 2) {{ organization {{ {PEOPLE} }} }}", {}, True),
+    (f"query($n: Int = 2) {{ organization {{ {PEOPLE} }} }}", {"n": 3}, True),
+    (f"query($n: Int = 2) {{ organization {{ {PEOPLE} }} }}", {"n": None}, True),
+    (f"query($n: Int) {{ organization {{ {PEOPLE} }} }}", {}, True),
+    (f"query($n: Int) {{ organization {{ {PEOPLE} }} }}", None, True),
+    (f"query($n: Int) {{ organization {{ {PEOPLE} }} }}", {"n": 1.0}, True),
+    (f"query($n: Int) {{ organization {{ {PEOPLE} }} }}", {"n": True}, False),
+    (f"query($n: Int) {{ organization {{ {PEOPLE} }} }}", {"n": "1"}, False),
+    (f"query($n: Int) {{ organization {{ {PEOPLE} }} }}", {"n": 1.5}, False),
+    (f"query($n: Int) {{ organization {{ {PEOPLE} }} }}", {"n": -1}, False),
+    (f"query($n: Int) {{ organization {{ {PEOPLE} }} }}", {"n": 101}, False),
+    (f"query($n: Int!) {{ organization {{ {PEOPLE} }} }}", {}, False),
+    (f"query($n: Int!) {{ organization {{ {PEOPLE} }} }}", {"n": None}, False),
+    (f"query($n: Int) {{ organization {{ {PEOPLE} }} }}", {"n": 1, "unused": 5}, True),
+    ("query($n: Int = 2) { kpis(first: $n) { nodes { name } } }", {}, True),
+    (f"query($all: Boolean! = true) {{ {TEAMS} }}", {}, True),
+    (f"query($all: Boolean = true) {{ {TEAMS} }}", {}, True),
+    (f"query($all: Boolean) {{ {TEAMS} }}", {}, True),  # the argument's default: false
+    (f"query($all: Boolean) {{ {TEAMS} }}", {"all": True}, True),
+    (f"query($all: Boolean) {{ {TEAMS} }}", {"all": None}, False),  # null for Boolean!
+    (f"query($all: Boolean) {{ {TEAMS} }}", {"all": "yes"}, False),
+    (f"query($n: Int = 1) {{ {OBJECTIVE_KPIS} }}", {}, True),
+    (f"query($n: Int) {{ {OBJECTIVE_KPIS} }}", {}, True),  # Objective.kpis(first: Int! = 20)
+    (f"query($n: Int) {{ {OBJECTIVE_KPIS} }}", {"n": None}, False),  # null for Int!
+    ("query { organization { people(first: null) { nodes { name } } } }", {}, True),
+    # no operationName: Strawberry runs the first operation, and so does the compiled path
+    ("query A { kpis { nodes { name } } } query B { cycles { nodes { name } } }", {}, True),
+]
+
+
+@pytest.mark.parametrize(("query", "variables", "compiles"), VARIABLE_CASES)
+async def test_variables_are_coerced_as_the_executor_does(
+    client: httpx.AsyncClient,
+    demo: SeedResult,
+    monkeypatch: pytest.MonkeyPatch,
+    query: str,
+    variables: Any,
+    compiles: bool,
+) -> None:
+    compiled, executed, ran = await both_bodies(
+        client, demo.admin_token or "", query, monkeypatch, variables
+    )
+    assert compiled == executed
+    assert ran is compiles, "expected the compiled path to " + ("answer" if compiles else "decline")
+
+
+async def test_defaults_and_fragments_give_the_answers_they_should(
+    client: httpx.AsyncClient, demo: SeedResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's cases, with the answers spelled out; and fragments on an
+    interface or union that holds the type, named operations, ids as variables."""
+    token = demo.admin_token or ""
+    ids = ids_by_type(await data(client, token, IDS))
+
+    async def same(query: str, variables: Any = None) -> Any:
+        compiled, executed, ran = await both_bodies(client, token, query, monkeypatch, variables)
+        assert compiled == executed, query
+        assert ran, query
+        return json.loads(compiled.partition(b" ")[2])["data"]
+
+    found = await same("query($n: Int = 2) { kpis(first: $n) { nodes { name } } }")
+    assert len(found["kpis"]["nodes"]) == 2
+    found = await same(f"query($all: Boolean! = true) {{ {TEAMS} }}")
+    assert len(found["organization"]["teams"]["nodes"]) == 4
+    kr = ids["KeyResult"][0]
+    found = await same(
+        "query($id: ID!) { node(id: $id) { ... on ProgressSubject { ... on KeyResult { title } }"
+        " ...Named } } fragment Named on Node { id ... on Node { __typename } }",
+        {"id": kr},
+    )
+    assert found["node"]["title"]
+    assert found["node"]["id"] == kr
+    found = await same(
+        f'query($id: ID = "{ids["Team"][0]}") {{ node(id: $id) {{ ... on Team {{ name }} }} }}'
+    )
+    assert found["node"]["name"]
+    two = "query A { kpis { nodes { name } } } query B { cycles(first: 1) { nodes { name } } }"
+    response = await client.post(
+        "/graphql",
+        json={"query": two, "operationName": "B"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert list(response.json()["data"]) == ["cycles"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_every_role_gets_the_normal_answer(
+    client: httpx.AsyncClient,
+    demo: SeedResult,
+    db: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    role: str,
+) -> None:
+    """The tree, and every registry field of one row per type, for each caller."""
+    callers = await cast(db, demo.org_id, demo.admin_token or "")
+    token = callers.tokens[role]
+    ids = ids_by_type(await data(client, token, IDS))
+    queries: list[tuple[str, dict[str, Any]]] = [(TREE, {"teams": 10})]
+    for type_name in TYPES:
+        query = f"""query($id: ID!) {{ node(id: $id) {{
+          ... on {type_name} {{ {selection(type_name)} }} }} }}"""
+        queries.append((query, {"id": ids[type_name][0]}))
+    for query, variables in queries:
+        compiled, executed, ran = await both_bodies(client, token, query, monkeypatch, variables)
+        assert compiled == executed, (role, query)
+        assert ran, (role, query)
+
+
+# --- global ids and private types -------------------------------------------------------
+
+
+async def test_global_ids_of_every_node_type_match_node_py(db: Any) -> None:
+    """PostgreSQL's base64 breaks lines at 76 characters: `Type:uuid` of a type name
+    of 22 characters or more (`NotificationPreference`) once came out with a newline."""
+    import uuid
+
+    from sqlalchemy import text
+
+    from okrgraph.schema.compiled.registry import gid
+    from okrgraph.schema.node import NODE_KINDS, to_global_id
+
+    names = [*NODE_KINDS, "A" * 21, "B" * 22, "C" * 60, "Ünïcödé" * 9]
+    assert any(len(name) >= 22 for name in NODE_KINDS)
+    for name in names:
+        id = uuid.uuid4()
+        sql = gid(name).format(t="v")
+        found = await db.scalar(
+            text(f"SELECT {sql} FROM (SELECT CAST(:id AS uuid) AS id) v"), {"id": id}
+        )
+        assert found == to_global_id(name, id), name
+
+
+def test_private_types_are_never_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A walk of the schema: only the allow-list's public types compile; the types
+    with per-row visibility stay out even when someone lists them in the registry."""
+    import uuid
+
+    from graphql import GraphQLObjectType, parse
+
+    from okrgraph.schema import schema
+    from okrgraph.schema.compiled.registry import PUBLIC_TYPES, TypeSpec, gid
+    from okrgraph.schema.node import NODE_KINDS, to_global_id
+
+    private = {name for name, kind in NODE_KINDS.items() if kind.visible is not None}
+    expected = {"ApiToken", "Notification", "NotificationPreference", "WebhookEndpoint"}
+    assert private >= expected | {"WebhookDelivery"}
+    assert set(TYPES) == PUBLIC_TYPES
+    assert not private & PUBLIC_TYPES
+    for spec in TYPES.values():
+        assert {r.type_name for r in spec.relations.values()} <= PUBLIC_TYPES
+
+    def node_query(type_name: str) -> str:
+        id = to_global_id(type_name, uuid.uuid4())
+        return f'{{ node(id: "{id}") {{ ... on {type_name} {{ id __typename }} }} }}'
+
+    types = schema._schema.type_map.values()
+    objects = [t.name for t in types if isinstance(t, GraphQLObjectType) and t.name[:2] != "__"]
+    for type_name in objects:
+        if type_name in PUBLIC_TYPES:
+            compiler_module.compile_query(parse(node_query(type_name)), None, {})
+            assert compiler_module.compilable(type_name) is TYPES[type_name]
+        else:
+            with pytest.raises(NotCompilable):
+                compiler_module.compilable(type_name)
+            with pytest.raises(NotCompilable):
+                compiler_module.compile_query(parse(node_query(type_name)), None, {})
+
+    for name in private:  # listed by mistake, in the registry and the allow-list alike
+        table = NODE_KINDS[name].model.__tablename__
+        monkeypatch.setitem(TYPES, name, TypeSpec(table, {"id": gid(name)}))
+        monkeypatch.setattr(compiler_module, "PUBLIC_TYPES", PUBLIC_TYPES | {name})
+        with pytest.raises(NotCompilable):
+            compiler_module.compile_query(parse(node_query(name)), None, {})

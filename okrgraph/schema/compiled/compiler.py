@@ -9,6 +9,13 @@ directives), `compile_query` writes the statement that builds the response's
 `NotCompilable` and the query runs the normal way. Authorisation, limits and
 validation have run before (the query reached execution), and row-level
 security scopes the statement to the caller's organisation.
+
+Variables and arguments are coerced by graphql-core's own functions, shared with
+the cost limits (limits.coerce_variables / coerce_arguments): defaults apply, a
+variable left out takes the argument's default, and whatever the executor would
+refuse (a missing required variable, `{"n": true}`, null for a non-null
+argument) is not compiled, so the normal path reports it. Only the registry's
+public types are built (`compilable`): never one with per-row visibility.
 """
 
 from __future__ import annotations
@@ -18,25 +25,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
-    BooleanValueNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLField,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLUnionType,
     InlineFragmentNode,
-    IntValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
-    StringValueNode,
-    ValueNode,
-    VariableNode,
 )
-from graphql.execution.values import VariableValues, get_variable_values
+from graphql.execution.values import VariableValues
 
-from okrgraph.schema.compiled.registry import TYPES, Relation, TypeSpec
-from okrgraph.schema.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from okrgraph.schema.node import from_global_id
+from okrgraph.schema.compiled.registry import PUBLIC_TYPES, TYPES, Relation, TypeSpec
+from okrgraph.schema.limits import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    coerce_arguments,
+    coerce_variables,
+)
+from okrgraph.schema.node import NODE_KINDS, from_global_id
 
 # Root connections: field -> (type, order on {c})
 ROOT_CONNECTIONS = {
@@ -50,6 +62,22 @@ MAX_PAIRS = 50  # json_build_object takes at most 100 arguments
 
 class NotCompilable(Exception):
     """The query uses something the compiler does not know: run it normally."""
+
+
+def compilable(type_name: str) -> TypeSpec:
+    """The registry's spec of a type the compiler may build, else NotCompilable.
+
+    Two walls keep private rows (tokens, notifications and their preferences,
+    webhook endpoints and deliveries) out of compiled SQL, which has no per-row
+    check: a type must be on the explicit allow-list `PUBLIC_TYPES` beside its
+    spec, and must be a Node kind without a `visible` rule (node.py), checked
+    here on every use, so listing a private type in the registry still compiles
+    nothing."""
+    spec = TYPES.get(type_name)
+    kind = NODE_KINDS.get(type_name)
+    if spec is None or type_name not in PUBLIC_TYPES or kind is None or kind.visible is not None:
+        raise NotCompilable(f"type {type_name}")
+    return spec
 
 
 # PostgreSQL writes a whole float as `2`, Python as `2.0`: the response keys that
@@ -94,8 +122,9 @@ def restore_floats(value: Any, tree: FloatTree) -> Any:
 
 @dataclass
 class Compiler:
+    schema: GraphQLSchema
     fragments: dict[str, FragmentDefinitionNode]
-    variables: dict[str, Any]
+    variables: VariableValues
     params: dict[str, Any] = field(default_factory=dict)
     aliases: int = 0
     floats: FloatTree = field(default_factory=dict)
@@ -109,24 +138,25 @@ class Compiler:
 
     # -- values and selections ------------------------------------------------
 
-    def value(self, node: ValueNode) -> Any:
-        if isinstance(node, VariableNode):
-            return self.variables.get(node.name.value)
-        if isinstance(node, IntValueNode):
-            return int(node.value)
-        if isinstance(node, BooleanValueNode):
-            return node.value
-        if isinstance(node, StringValueNode):
-            return node.value
-        raise NotCompilable("argument value")
+    def definition(self, parent: str, name: str) -> GraphQLField:
+        type_ = self.schema.get_type(parent)
+        if not isinstance(type_, GraphQLObjectType) or name not in type_.fields:
+            raise NotCompilable(f"{parent}.{name}")
+        return type_.fields[name]
 
-    def args(self, node: FieldNode, allowed: frozenset[str]) -> dict[str, Any]:
-        out = {}
+    def args(self, node: FieldNode, parent: str, allowed: frozenset[str]) -> dict[str, Any]:
+        """The field's arguments as the executor coerces them. Only `allowed` ones
+        may be given, and every other argument must be null after coercion (its
+        default), else the compiler does not know what the resolver would do."""
         for arg in node.arguments or ():
             if arg.name.value not in allowed:
                 raise NotCompilable(f"argument {arg.name.value}")
-            out[arg.name.value] = self.value(arg.value)
-        return out
+        args = coerce_arguments(self.definition(parent, node.name.value), node, self.variables)
+        if args is None:
+            raise NotCompilable("arguments")  # the executor reports them
+        if any(value is not None for name, value in args.items() if name not in allowed):
+            raise NotCompilable(f"a default of {parent}.{node.name.value}")
+        return args
 
     def fields(self, selection_set: SelectionSetNode | None, type_name: str) -> list[FieldNode]:
         """The selected fields that apply to `type_name`; one per response key."""
@@ -150,12 +180,28 @@ class Compiler:
             if isinstance(sel, InlineFragmentNode):
                 condition, inner = sel.type_condition, sel.selection_set
             elif isinstance(sel, FragmentSpreadNode):
-                fragment = self.fragments[sel.name.value]
+                fragment = self.fragments.get(sel.name.value)
+                if fragment is None or getattr(sel, "arguments", None):  # fragment variables
+                    raise NotCompilable("fragment")
                 condition, inner = fragment.type_condition, fragment.selection_set
             else:  # pragma: no cover - no other selection kinds exist
                 raise NotCompilable("selection")
-            if condition is None or condition.name.value in (type_name, "Node"):
+            if condition is None or self.applies(condition.name.value, type_name):
                 yield from self._walk(inner, type_name)
+
+    def applies(self, condition: str, type_name: str) -> bool:
+        """Whether a fragment on `condition` applies to an object of `type_name`,
+        as the executor decides it (the type itself, or an interface or union that
+        holds it)."""
+        if condition == type_name:
+            return True
+        abstract = self.schema.get_type(condition)
+        concrete = self.schema.get_type(type_name)
+        if not isinstance(abstract, GraphQLInterfaceType | GraphQLUnionType):
+            return False
+        if not isinstance(concrete, GraphQLObjectType):
+            raise NotCompilable(f"type {type_name}")
+        return self.schema.is_sub_type(abstract, concrete)
 
     def bind(self, value: Any) -> str:
         name = f"p{len(self.params)}"
@@ -169,9 +215,7 @@ class Compiler:
     # -- SQL --------------------------------------------------------------------
 
     def object(self, type_name: str, selection_set: SelectionSetNode | None, t: str) -> str:
-        spec = TYPES.get(type_name)
-        if spec is None:
-            raise NotCompilable(f"type {type_name}")
+        spec = compilable(type_name)
         pairs = []
         floats = float_fields().get(type_name, set())
         for f in self.fields(selection_set, type_name):
@@ -190,11 +234,12 @@ class Compiler:
         if name in spec.leaves:
             if f.arguments or f.selection_set:
                 raise NotCompilable(f"{type_name}.{name} with arguments")
+            self.args(f, type_name, frozenset())  # defaults of its arguments must be null
             return spec.leaves[name].format(t=t)
         relation = spec.relations.get(name)
         if relation is None:
             raise NotCompilable(f"{type_name}.{name}")
-        args = self.args(f, relation.args)
+        args = self.args(f, type_name, relation.args)
         extra = ""
         if type_name == "Organization" and name == "teams" and not args.get("all"):
             extra = " AND {c}.parent_team_id IS NULL"
@@ -204,7 +249,7 @@ class Compiler:
         self, rel: Relation, f: FieldNode, p: str, args: dict[str, Any], extra: str = ""
     ) -> str:
         c, link = self.alias(), self.alias()
-        child = TYPES[rel.type_name]
+        child = compilable(rel.type_name)
         names = {"p": p, "c": c, "l": link}
         source = f"{child.table} {c}" + (f" JOIN {rel.via.format(**names)}" if rel.via else "")
         where = (rel.join + extra).format(**names)
@@ -283,6 +328,7 @@ class Compiler:
         if name == "__typename":
             return "'Query'"
         if name == "organization" and not f.arguments:
+            self.args(f, "Query", frozenset())
             t = self.alias()
             return (
                 f"(SELECT {self.object('Organization', f.selection_set, t)} FROM organizations {t})"
@@ -291,21 +337,22 @@ class Compiler:
             return self.node(f)
         if name in ROOT_CONNECTIONS:
             type_name, order = ROOT_CONNECTIONS[name]
-            args = self.args(f, frozenset({"first"}))
+            args = self.args(f, "Query", frozenset({"first"}))
             c = self.alias()
-            source = f"{TYPES[type_name].table} {c}"
+            source = f"{compilable(type_name).table} {c}"
             return self.connection(type_name, f, c, source, "true", order.format(c=c), args)
         raise NotCompilable(f"Query.{name}")
 
     def node(self, f: FieldNode) -> str:
-        args = self.args(f, frozenset({"id"}))
-        parsed = from_global_id(str(args.get("id") or ""))
-        if parsed is None or parsed[0] not in TYPES:
-            raise NotCompilable("node of an unknown or private type")  # normal path answers
+        args = self.args(f, "Query", frozenset({"id"}))
+        parsed = from_global_id(args["id"]) if isinstance(args.get("id"), str) else None
+        if parsed is None:
+            raise NotCompilable("node of an unknown id")  # the normal path answers
         type_name, id = parsed
+        spec = compilable(type_name)  # never a private type
         t = self.alias()
         body = self.object(type_name, f.selection_set, t)
-        return f"(SELECT {body} FROM {TYPES[type_name].table} {t} WHERE {t}.id = {self.bind(id)})"
+        return f"(SELECT {body} FROM {spec.table} {t} WHERE {t}.id = {self.bind(id)})"
 
 
 @dataclass(frozen=True)
@@ -330,11 +377,9 @@ def compile_query(
     from okrgraph.schema import schema
 
     # the variables as the executor coerces them (`100.0` is the Int 100, defaults apply)
-    coerced = get_variable_values(
-        schema._schema, operations[0].variable_definitions or (), dict(variables or {})
-    )
-    if not isinstance(coerced, VariableValues):
+    coerced = coerce_variables(schema._schema, operations[0], variables)
+    if coerced is None:
         raise NotCompilable("variables")  # the normal path reports them
-    compiler = Compiler(fragments, coerced.coerced)
+    compiler = Compiler(schema._schema, fragments, coerced)
     sql = compiler.root(operations[0])
     return Compiled(sql, compiler.params, compiler.floats)

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 
 
 def gid(type_name: str) -> str:
-    """The Relay global id in SQL: urlsafe base64 of `Type:uuid` (as node.py)."""
+    """The Relay global id in SQL: urlsafe base64 of `Type:uuid` (as node.py).
+    PostgreSQL's base64 breaks its output into lines of 76 characters (a type name
+    of 22 characters or more makes the id longer): the newlines go with `+/`."""
     return (
         f"translate(encode(convert_to('{type_name}:' || {{t}}.id::text, 'UTF8'), 'base64'), "
-        "'+/', '-_')"
+        "'+/' || chr(10), '-_')"
     )
 
 
@@ -123,6 +125,27 @@ KPI_ON_TARGET = (
     "CASE WHEN {t}.latest_value IS NULL OR {t}.target IS NULL THEN NULL "
     "WHEN {t}.direction = 'HIGHER_IS_BETTER' THEN {t}.latest_value >= {t}.target "
     "ELSE {t}.latest_value <= {t}.target END"
+)
+
+# The types the compiler may build, by hand: public to everyone in the
+# organisation (transparency). A type with per-row visibility (node.py's
+# `visible`: tokens, notifications, notification preferences, webhook endpoints
+# and deliveries) must never be listed; compiler.compilable refuses it even then.
+PUBLIC_TYPES = frozenset(
+    {
+        "Organization",
+        "Team",
+        "Person",
+        "Membership",
+        "Cycle",
+        "Objective",
+        "Alignment",
+        "KeyResult",
+        "CheckIn",
+        "Initiative",
+        "Kpi",
+        "KpiMeasurement",
+    }
 )
 
 TYPES: dict[str, TypeSpec] = {
