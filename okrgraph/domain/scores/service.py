@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -29,8 +30,10 @@ from okrgraph.domain.outbox.service import (
     Claimed,
     claim_recalc_events,
     consume_all_pending,
+    emit,
     mark_failed,
     mark_processed,
+    recalc_payload,
 )
 from okrgraph.domain.scores import sql
 from okrgraph.domain.scores.changes import ScoreChange as ScoreChange
@@ -65,7 +68,19 @@ pace AS (
                          CAST(:closed AS boolean[])) AS p(cycle_id, expected, closed)
 )"""
 
-# Write the changed rows' history and events; return them.
+# A computed value differs from the row's (`calc` holds both).
+_CHANGED = (
+    f"abs(calc.value - calc.old_value) > {sql.SAME_SCORE!r} OR calc.status <> calc.old_status"
+)
+
+# Write the changed rows' history and events; return them, and (`stale`) the rows
+# that needed a change but were changed by another transaction after this
+# statement's snapshot. Every UPDATE below writes only over the row version its
+# computation read (`xmin = calc.version`): waiting for a concurrent writer's row
+# lock and then writing a value computed from the older snapshot (PostgreSQL
+# re-checks the WHERE on the new version, but not the values) would put a value
+# that was never true into the row and its history (issue 15). A stale row is
+# recomputed from a fresh snapshot (`_run`).
 _RECORD = """
 hist AS (
     INSERT INTO score_history (org_id, id, subject_type, subject_id, value, status, recorded_at)
@@ -81,7 +96,10 @@ ev AS (
            CAST(:now AS timestamptz)
     FROM upd
 )
-SELECT id, value, status, old_value, old_status FROM upd
+SELECT id, value, status, old_value, old_status, false AS stale FROM upd
+UNION ALL
+SELECT calc.id, calc.value, calc.status, calc.old_value, calc.old_status, true FROM calc
+WHERE ({changed}) AND calc.id NOT IN (SELECT id FROM upd)
 """
 
 
@@ -101,7 +119,7 @@ child AS (
 ),
 calc AS (
     SELECT k.id, s.value, {sql.pace_status("s.value", "p.expected", "k.stretch", "k.confidence")}
-           AS status, k.score AS old_value, k.status AS old_status
+           AS status, k.score AS old_value, k.status AS old_status, k.xmin AS version
     FROM t
     JOIN key_results k ON k.org_id = CAST(:org AS uuid) AND k.id = t.id
     JOIN objectives o ON o.org_id = k.org_id AND o.id = k.objective_id
@@ -117,11 +135,11 @@ upd AS (
     UPDATE key_results k SET score = calc.value, status = calc.status,
                              score_updated_at = CAST(:now AS timestamptz)
     FROM calc
-    WHERE k.org_id = CAST(:org AS uuid) AND k.id = calc.id
-      AND (abs(calc.value - calc.old_value) > {sql.SAME_SCORE!r} OR calc.status <> calc.old_status)
+    WHERE k.org_id = CAST(:org AS uuid) AND k.id = calc.id AND k.xmin = calc.version
+      AND ({_CHANGED})
     RETURNING k.id, calc.value, calc.status, calc.old_value, calc.old_status
 ),
-{_RECORD.format(kind="KEY_RESULT", event=SCORE_CHANGED)}
+{_RECORD.format(kind="KEY_RESULT", event=SCORE_CHANGED, changed=_CHANGED)}
 """
 
 
@@ -158,7 +176,7 @@ agg AS (
 ),
 calc AS (
     SELECT o.id, agg.value, {sql.pace_status("agg.value", "p.expected")} AS status,
-           o.progress AS old_value, o.status AS old_status
+           o.progress AS old_value, o.status AS old_status, o.xmin AS version
     FROM agg
     JOIN objectives o ON o.org_id = CAST(:org AS uuid) AND o.id = agg.id
     JOIN pace p ON p.cycle_id = o.cycle_id
@@ -168,17 +186,17 @@ upd AS (
     UPDATE objectives o SET progress = calc.value, status = calc.status,
                             score_updated_at = CAST(:now AS timestamptz)
     FROM calc
-    WHERE o.org_id = CAST(:org AS uuid) AND o.id = calc.id
-      AND (abs(calc.value - calc.old_value) > {sql.SAME_SCORE!r} OR calc.status <> calc.old_status)
+    WHERE o.org_id = CAST(:org AS uuid) AND o.id = calc.id AND o.xmin = calc.version
+      AND ({_CHANGED})
     RETURNING o.id, calc.value, calc.status, calc.old_value, calc.old_status
 ),
-{_RECORD.format(kind="OBJECTIVE", event=SCORE_CHANGED)}
+{_RECORD.format(kind="OBJECTIVE", event=SCORE_CHANGED, changed=_CHANGED)}
 """
 
 # Current value, confidence and last check-in of check-in driven KRs, from the log.
 _REFRESH_FROM_CHECK_INS = """
 WITH t AS (
-    SELECT k.id FROM key_results k
+    SELECT k.id, k.xmin AS version FROM key_results k
     JOIN objectives o ON o.org_id = k.org_id AND o.id = k.objective_id
     WHERE k.org_id = CAST(:org AS uuid) AND k.progress_driver = 'CHECK_INS'
       AND k.final_score IS NULL AND o.cycle_id <> ALL(CAST(:closed AS uuid[]))
@@ -198,8 +216,9 @@ last AS (
 )
 UPDATE key_results k
 SET current_value = latest.value, confidence = latest.confidence, last_check_in_at = last.at
-FROM latest JOIN last ON last.id = latest.id
+FROM latest JOIN last ON last.id = latest.id JOIN t ON t.id = latest.id
 WHERE k.org_id = CAST(:org AS uuid) AND k.id = latest.id
+  AND k.xmin = t.version  -- else a check-in committed meanwhile and wrote them itself
   AND (k.current_value IS DISTINCT FROM latest.value
        OR k.confidence IS DISTINCT FROM latest.confidence
        OR k.last_check_in_at IS DISTINCT FROM last.at)
@@ -438,11 +457,7 @@ async def _roll_up(
     result = RecalcResult()
     if all_leaf_key_results:
         result.nodes += await session.scalar(text(f"SELECT count(*) FROM {_LEAF_SET}"), base) or 0
-        rows = await session.execute(text(_LEAF_KEY_RESULTS), base)
-        result.changes.extend(
-            ScoreChange("KEY_RESULT", r.id, r.value, r.status, r.old_value, r.old_status)
-            for r in rows
-        )
+        await _run(session, result, "KEY_RESULT", _LEAF_KEY_RESULTS, base)
     for krs, objs in levels:
         for kind, ids, statement in (
             ("KEY_RESULT", krs, _KEY_RESULTS),
@@ -451,8 +466,50 @@ async def _roll_up(
             if not ids:
                 continue
             result.nodes += len(ids)
-            rows = await session.execute(text(statement), {**base, "ids": ids})
-            result.changes.extend(
-                ScoreChange(kind, r.id, r.value, r.status, r.old_value, r.old_status) for r in rows
-            )
+            await _run(session, result, kind, statement, {**base, "ids": ids})
     return result
+
+
+STALE_RETRIES = 3
+
+
+async def _run(
+    session: AsyncSession, result: RecalcResult, kind: str, statement: str, params: dict[str, Any]
+) -> None:
+    """One level's statement; the rows another transaction changed after its snapshot
+    (`stale`) are recomputed from a fresh one, a few times, then left to a new
+    recalculation event (the next job) rather than overwritten with an old value."""
+    for _ in range(STALE_RETRIES + 1):
+        stale = []
+        for r in await session.execute(text(statement), params):
+            if r.stale:
+                stale.append(r.id)
+            else:
+                result.changes.append(
+                    ScoreChange(kind, r.id, r.value, r.status, r.old_value, r.old_status)
+                )
+        if not stale:
+            return
+        statement = _KEY_RESULTS if kind == "KEY_RESULT" else _OBJECTIVES
+        params = {**params, "ids": stale}
+    log.warning(
+        "roll-up: %d %s rows kept changing under it; left to the next job", len(stale), kind
+    )
+    await request_again(session, params["org"], kind, stale)
+
+
+ROLLUP_RETRY = "rollup.retry"
+
+
+async def request_again(
+    session: AsyncSession, org_id: uuid.UUID, kind: str, ids: list[uuid.UUID]
+) -> None:
+    """A recalculation event for rows this roll-up could not write (the relay or the
+    next job picks it up)."""
+    recalc = (
+        recalc_payload(key_result_ids=ids)
+        if kind == "KEY_RESULT"
+        else recalc_payload(objective_ids=ids)
+    )
+    await emit(session, org_id=org_id, type=ROLLUP_RETRY, payload={"recalc": recalc})
+    await session.flush()
