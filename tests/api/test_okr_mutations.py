@@ -10,7 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.db import set_tenant
-from okrgraph.domain.models import Alignment, CheckIn, KeyResult, Objective, OutboxEvent
+from okrgraph.domain.models import (
+    Alignment,
+    CheckIn,
+    KeyResult,
+    Objective,
+    OutboxEvent,
+    ScoreHistory,
+)
 from okrgraph.domain.models.enums import Level, OrgRole, TeamRole
 from okrgraph.domain.seed import SeedResult
 from tests.factories import make_membership, make_objective, make_org, make_token
@@ -301,3 +308,29 @@ async def test_reflections_are_written_at_grading(
     assert written["reflection"]["finalScore"] == pytest.approx(progress["node"]["progress"])
     expected = "ACHIEVED" if progress["node"]["progress"] >= 0.7 else "MISSED"
     assert written["reflection"]["outcome"] == expected
+
+
+async def test_update_key_result_answers_and_shows_its_new_score_at_once(
+    client: httpx.AsyncClient, demo: SeedResult, db: AsyncSession
+) -> None:
+    """DESIGN 4: the KR's own score is written by every mutation that changes it, so
+    its payload and the next read already show it (issue 15)."""
+    known = await ids(client, demo.admin_token or "")
+    kr = known["Raise customer NPS from 30 to 60"]
+    checked = await data(client, demo.admin_token, CHECK_IN, input={"keyResultId": kr, "value": 45})
+    assert checked["checkIn"]["checkIn"]["keyResult"]["score"] == pytest.approx(0.5)  # 15 of 30
+    update = """mutation($input: UpdateKeyResultInput!) { updateKeyResult(input: $input) {
+      __typename ... on KeyResultSuccess { keyResult { score target } } } }"""
+    history = select(func.count()).select_from(ScoreHistory)
+    before = (await db.execute(history)).scalar_one()
+    result = await data(client, demo.admin_token, update, input={"id": kr, "target": 90})
+    assert result["updateKeyResult"]["keyResult"] == {"score": pytest.approx(0.25), "target": 90}
+    read = await data(client, demo.admin_token, NODE_SCORE, id=kr)
+    assert read["node"]["score"] == pytest.approx(0.25)  # 15 of 60, not 0.5 until the worker ran
+    assert (await db.execute(history)).scalar_one() == before + 1
+    # a title alone moves no number: no history row
+    await data(client, demo.admin_token, update, input={"id": kr, "title": "NPS up"})
+    assert (await db.execute(history)).scalar_one() == before + 1
+
+
+NODE_SCORE = "query($id: ID!) { node(id: $id) { ... on KeyResult { score } } }"

@@ -4,6 +4,7 @@ their initiatives. Check-ins are `service.record_check_in`."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,8 +12,9 @@ from okrgraph.domain.access import require_key_result_writer, require_objective_
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.errors import ErrorCode, ValidationFailed
+from okrgraph.domain.key_results.own_score import rescore_own
 from okrgraph.domain.lookup import get_row
-from okrgraph.domain.models import Initiative, KeyResult, TargetRevision
+from okrgraph.domain.models import Cycle, Initiative, KeyResult, TargetRevision
 from okrgraph.domain.models.enums import (
     InitiativeStatus,
     KeyResultDriver,
@@ -22,6 +24,7 @@ from okrgraph.domain.models.enums import (
 )
 from okrgraph.domain.objectives.service import get_objective, require_open_cycle
 from okrgraph.domain.organizations.service import get_person
+from okrgraph.domain.scores.changes import ScoreChange
 from okrgraph.domain.scores.requests import request_recalculation
 from okrgraph.domain.validation import number, text_field, weight
 
@@ -62,6 +65,7 @@ async def _rescore(
     *,
     changed: list[str] | None = None,
     created: bool = False,
+    written: list[ScoreChange] | None = None,
 ) -> None:
     """Ask for the roll-up the change needs (scores.requests decides which)."""
     await request_recalculation(
@@ -73,7 +77,13 @@ async def _rescore(
         subject_id=kr.id,
         changed=changed or [],
         created=created,
+        written=written or [],
     )
+
+
+# Columns a key result's own score is made of (besides its current value).
+OWN_SCORE_COLUMNS = frozenset({"kind", "start_value", "target_value", "stretch",
+                               "progress_driver", "state"})  # fmt: skip
 
 
 async def create_key_result(
@@ -141,8 +151,9 @@ async def update_key_result(
     progress_driver: KeyResultDriver | None = None,
     state: KeyResultState | None = None,
 ) -> KeyResult:
-    """Change a key result; a new target is recorded as a revision, the old one kept."""
-    kr = await get_key_result(session, key_result_id)
+    """Change a key result; a new target is recorded as a revision, the old one kept.
+    Its own score follows at once (`rescore_own`)."""
+    kr = await get_row(session, KeyResult, key_result_id, for_update=True)
     objective = await get_objective(session, kr.objective_id)
     await require_objective_editor(session, principal, objective)
     await require_open_cycle(session, objective.cycle_id)
@@ -190,9 +201,13 @@ async def update_key_result(
     if state is not None and state is not kr.state:
         kr.state = changes["state"] = state
         changed.append("state")
+    written = []
+    if OWN_SCORE_COLUMNS & set(changed):
+        cycle = await get_row(session, Cycle, objective.cycle_id)
+        written = await rescore_own(session, kr, cycle.starts_on, cycle.ends_on, datetime.now(UTC))
     await session.flush()
     record_audit(session, principal, "key_result.updated", SubjectType.KEY_RESULT, kr.id, changes)
-    await _rescore(session, principal, kr, changed=changed)
+    await _rescore(session, principal, kr, changed=changed, written=written)
     return kr
 
 

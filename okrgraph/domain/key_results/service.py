@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from okrgraph.domain import scoring
 from okrgraph.domain.errors import Conflict, ErrorCode, NotFound, ValidationFailed
+from okrgraph.domain.key_results.own_score import rescore_own
 from okrgraph.domain.models import AuditEntry, CheckIn, Cycle, KeyResult, Objective
 from okrgraph.domain.models.enums import (
     CycleState,
@@ -24,10 +24,7 @@ from okrgraph.domain.models.enums import (
     SubjectType,
 )
 from okrgraph.domain.outbox.service import CHECKIN_CREATED
-from okrgraph.domain.scores.changes import record_written
-from okrgraph.domain.scores.queries import org_timezone
 from okrgraph.domain.scores.requests import request_recalculation
-from okrgraph.domain.scores.sql import SAME_SCORE
 from okrgraph.domain.validation import LONG_TEXT, instant, number, text_field
 
 # How far a check-in's effective time may lie ahead of the server's clock.
@@ -149,34 +146,12 @@ async def record_check_in(
     await session.flush()
 
     current = (await session.execute(_CURRENT, {"org": org_id, "kr": key_result_id})).one()
-    tz = await org_timezone(session, org_id)
-    expected = scoring.expected_progress(starts_on, ends_on, now, tz)
     old_value, old_score, old_status = kr.current_value, kr.score, kr.status
     kr.current_value, kr.confidence = current.value, current.confidence
     kr.last_check_in_at = now
-    kr.score = scoring.key_result_score(kr.kind, kr.start_value, kr.target_value, kr.current_value)
-    kr.status = scoring.status_from_pace(
-        kr.score, expected, stretch=kr.stretch, confidence=kr.confidence
-    )
-    changed = abs(kr.score - old_score) > SAME_SCORE or kr.status is not old_status
-    written = []
-    if changed:
-        kr.score_updated_at = now
-        # Written here, not by the roll-up (which will find it current): announced
-        # by the job that consumes this check-in's request, with its ancestors.
-        written.append(
-            await record_written(
-                session,
-                org_id,
-                SubjectType.KEY_RESULT,
-                kr.id,
-                kr.score,
-                kr.status,
-                old_score,
-                old_status,
-                now,
-            )
-        )
+    # Written here, not by the roll-up (which will find it current): announced by the
+    # job that consumes this check-in's request, with its ancestors.
+    written = await rescore_own(session, kr, starts_on, ends_on, now)
     session.add(
         AuditEntry(
             org_id=org_id,
