@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from okrgraph.api.app import create_app
+from okrgraph.domain import clock
 from okrgraph.domain.config import settings
 from okrgraph.domain.db import async_url, create_engine
 from okrgraph.domain.migrate import migrate
@@ -43,6 +45,38 @@ TEST_SECRET_KEYS = "YxspJG_v5NnNxba5EwSNLVNGQW6gtP6-K125snmfiDg"
 os.environ["OKR_SECRET_KEYS"] = TEST_SECRET_KEYS
 os.environ.pop("OKR_SECRET_KEY", None)
 settings.secret_keys = TEST_SECRET_KEYS
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--clock-at",
+        default=None,
+        help=(
+            "Run as if it were this instant (ISO date or datetime, UTC unless it says): "
+            "moves okrgraph.domain.clock here and in every `okr` child process through "
+            "OKR_CLOCK_OFFSET_SECONDS. The CI runs the date-sensitive tests on a "
+            "quarter's first and last day with it."
+        ),
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    at = config.getoption("--clock-at")
+    if at is None:
+        return
+    instant = datetime.fromisoformat(at)
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
+    offset = (instant - datetime.now(UTC)).total_seconds()
+    settings.clock_offset_seconds = offset
+    os.environ["OKR_CLOCK_OFFSET_SECONDS"] = repr(offset)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    at = config.getoption("--clock-at")
+    if at is None:
+        return None
+    return f"okrgraph clock moved to {at} (now reads {clock.now():%Y-%m-%d %H:%M} UTC)"
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from okrgraph.domain import scoring
+from okrgraph.domain import clock, scoring
 from okrgraph.domain.auth.tokens import create_token, hash_secret, new_secret
 from okrgraph.domain.db import set_tenant
 from okrgraph.domain.models import (
@@ -142,11 +142,14 @@ async def make_cycle(
     cadence: Cadence = Cadence.QUARTER,
     **fields: Any,
 ) -> Cycle:
-    """An ACTIVE cycle: 2026-Q4 for a quarter, 2026 for a year (override the dates)."""
+    """An ACTIVE cycle around today (okrgraph's clock), whatever the date: a quarter
+    from 45 days ago to 45 days ahead, a year from 180 days ago to 184 ahead (it
+    contains the quarter); override the dates for anything else."""
     yearly = cadence is Cadence.YEAR
-    fields.setdefault("starts_on", date(2026, 1, 1) if yearly else date(2026, 10, 1))
-    fields.setdefault("ends_on", date(2026, 12, 31))
-    fields.setdefault("name", unique("2026" if yearly else "2026-Q4"))
+    today = clock.now().date()
+    fields.setdefault("starts_on", today - timedelta(days=180 if yearly else 45))
+    fields.setdefault("ends_on", today + timedelta(days=184 if yearly else 45))
+    fields.setdefault("name", unique("year" if yearly else "quarter"))
     fields.setdefault("state", CycleState.ACTIVE)
     return await _add(session, Cycle(org_id=org_id, cadence=cadence, **fields))
 

@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     anonymous_per_second: float = Field(
         default=1.0, description="Requests without a token a client address regains per second."
     )
+    clock_offset_seconds: float = Field(
+        default=0.0,
+        description=(
+            "Seconds added to the wall clock wherever scores, cycles and the worker "
+            "read the time (`okrgraph.domain.clock.now`); for tests and rehearsals "
+            "of a date, 0 in production."
+        ),
+    )
     db_pool_size: int = 10
     host: str = "127.0.0.1"
     port: int = 8000

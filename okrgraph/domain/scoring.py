@@ -176,13 +176,22 @@ def objective_progress(
 
 
 def _instant(value: date | datetime, tz: tzinfo, *, end: bool = False) -> datetime:
-    """A date is midnight (in `tz`) of that day, or of the next day when `end`."""
+    """A date is midnight (in `tz`) of that day, or of the next day when `end`.
+
+    In UTC: Python subtracts two datetimes of one zone as wall times, so a day
+    of a DST change would count 24 hours instead of 23 or 25.
+    """
     if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=tz)
-    if end and value == date.max:  # stored before the date bounds: the day has no next
-        return datetime.combine(value, time.max, tzinfo=tz)
-    day = value + timedelta(days=1) if end else value
-    return datetime.combine(day, time(), tzinfo=tz)
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=tz)
+    elif end and value == date.max:  # stored before the date bounds: the day has no next
+        aware = datetime.combine(value, time.max, tzinfo=tz)
+    else:
+        day = value + timedelta(days=1) if end else value
+        aware = datetime.combine(day, time(), tzinfo=tz)
+    try:
+        return aware.astimezone(UTC)
+    except OverflowError:  # the last representable day, in a zone behind UTC
+        return aware
 
 
 def cycle_bounds(

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from okrgraph.domain import clock
 from okrgraph.domain.auth.tokens import create_token
 from okrgraph.domain.db import tenant_session
 from okrgraph.domain.models import (
@@ -64,7 +65,7 @@ async def seed_demo(
     sessionmaker: async_sessionmaker[AsyncSession], today: date | None = None
 ) -> SeedResult:
     """Create the demo organisation unless it exists; idempotent."""
-    today = today or datetime.now(UTC).date()
+    today = today or clock.now().date()
     async with tenant_session(sessionmaker, DEMO_ORG_ID) as s:
         if (await s.execute(select(Organization.id))).first() is not None:
             return SeedResult(DEMO_ORG_ID, None)
@@ -263,7 +264,9 @@ async def _build(s: AsyncSession, today: date) -> str:
             )
         )
 
-    now = datetime.now(UTC)
+    now = clock.now()
+    # A week apart, closer early in a quarter: every check-in falls inside it.
+    step = min(timedelta(days=7), (now - datetime.combine(q_start, time(), UTC)) / 4)
     check_in_series: list[tuple[KeyResult, list[float]]] = [
         (kr_nps, [34, 39, 44]),
         (kr_failures, [3, 2]),
@@ -280,7 +283,7 @@ async def _build(s: AsyncSession, today: date) -> str:
                     value=value,
                     confidence=7,
                     author_person_id=kr.owner_person_id,
-                    effective_at=now - timedelta(days=7 * (len(series) - i)),
+                    effective_at=now - step * (len(series) - i),
                 )
             )
 

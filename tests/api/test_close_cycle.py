@@ -91,7 +91,14 @@ async def _quarter(db: AsyncSession, name: str = "2026-Q3") -> Quarter:
     org = await make_org(db)
     o = org.id
     _, token = await make_token(db, o, role=OrgRole.ADMIN, scopes=["read", "write", "admin"])
-    year = await make_cycle(db, o, cadence=Cadence.YEAR, name="2026", starts_on=date(2026, 1, 1))
+    year = await make_cycle(
+        db,
+        o,
+        cadence=Cadence.YEAR,
+        name="2026",
+        starts_on=date(2026, 1, 1),
+        ends_on=date(2026, 12, 31),
+    )
     start, end = (date(2026, 7, 1), date(2026, 9, 30))
     if name.endswith("Q4"):
         start, end = date(2026, 10, 1), date(2026, 12, 31)

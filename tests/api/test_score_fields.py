@@ -45,7 +45,8 @@ async def test_score_fields(client: httpx.AsyncClient, demo: SeedResult) -> None
     assert failures["score"] == pytest.approx(0.5)  # (2 - 4) / (0 - 4)
     assert failures["before"] == 0.0  # nothing recorded ten years ago
     assert "DECREASE" in failures["explanation"]["rule"]
-    # two check-ins a week apart, 3 then 2: the trend projects to the cycle's end
+    # two check-ins (a week apart, closer early in a quarter), 3 then 2: the trend
+    # projects below 2 at the cycle's end
     assert failures["forecast"]["points"] == 2
     assert failures["forecast"]["projectedValue"] < 2
     assert failures["history"]["nodes"][0]["value"] == pytest.approx(0.5)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import clock
 from okrgraph.domain.db import set_tenant
 from okrgraph.domain.models import Alignment, Cycle, KeyResult, Objective, Organization
 from okrgraph.domain.models.enums import (
@@ -21,9 +22,12 @@ from okrgraph.domain.models.enums import (
     ObjectiveState,
 )
 
-# Half-way through the cycle below: expected progress 0.5.
-CYCLE_START, CYCLE_END = date(2026, 10, 1), date(2026, 12, 31)
-MIDWAY = datetime(2026, 11, 15, 12, tzinfo=UTC)
+# A 91-day cycle around today (okrgraph's clock, so `pytest --clock-at` moves it
+# too), so that a worker process sweeping cycles on its own clock finds it open;
+# MIDWAY, noon today, is half-way through it: expected progress 0.5.
+_TODAY = clock.now().date()
+CYCLE_START, CYCLE_END = _TODAY - timedelta(days=45), _TODAY + timedelta(days=45)
+MIDWAY = datetime.combine(_TODAY, time(12), UTC)
 
 
 @dataclass

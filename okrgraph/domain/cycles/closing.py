@@ -16,13 +16,13 @@ import enum
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from okrgraph.domain import scoring
+from okrgraph.domain import clock, scoring
 from okrgraph.domain.access import require_admin
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import Principal
@@ -144,7 +144,7 @@ async def close_cycle(
 ) -> Closing:
     """Close the cycle; with `dry_run`, return the same plan and write nothing."""
     require_admin(principal)
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     savepoint = await session.begin_nested()
     try:
         closing = await _close(session, principal, cycle_id, carry_over, next_cycle_id, now)

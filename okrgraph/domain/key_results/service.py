@@ -8,11 +8,12 @@ and the outbox event that asks for the roll-up. It flushes, never commits.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import clock
 from okrgraph.domain.errors import Conflict, ErrorCode, NotFound, ValidationFailed
 from okrgraph.domain.key_results.own_score import rescore_own
 from okrgraph.domain.models import AuditEntry, CheckIn, Cycle, KeyResult, Objective
@@ -64,7 +65,7 @@ async def record_check_in(
     (by `effective_at`) check-in nobody superseded, so a backdated check-in
     older than the current one is logged without changing the current value.
     """
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     number(value, "input.value")
     if confidence is not None and not 0 <= confidence <= 10:
         raise ValidationFailed(

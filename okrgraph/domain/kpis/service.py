@@ -6,12 +6,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from okrgraph.domain import scoring
+from okrgraph.domain import clock, scoring
 from okrgraph.domain.errors import Conflict, ErrorCode, NotFound, ValidationFailed
 from okrgraph.domain.models import AuditEntry, Kpi, KpiMeasurement
 from okrgraph.domain.models.enums import Direction, Health, SubjectType
@@ -46,7 +46,7 @@ async def record_kpi_measurements(
     Idempotent by (kpi, source, external_id): a point sent again is counted as
     a duplicate and changes nothing. Points without external_id are always new.
     """
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     if len(items) > MAX_BATCH:
         raise ValidationFailed(
             "input.items", f"at most {MAX_BATCH} measurements per call", ErrorCode.TOO_MANY

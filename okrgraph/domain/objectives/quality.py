@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from okrgraph.domain import clock
 
 MAX_OBJECTIVES_PER_OWNER = 5
 MIN_KEY_RESULTS, MAX_KEY_RESULTS = 2, 5
@@ -69,7 +71,7 @@ _FACTS = text(
 async def quality_facts(
     session: AsyncSession, ids: Sequence[uuid.UUID], now: datetime | None = None
 ) -> dict[uuid.UUID, QualityFacts]:
-    params = {"ids": list(ids), "now": now or datetime.now(UTC), "periods": SILENT_PERIODS}
+    params = {"ids": list(ids), "now": now or clock.now(), "periods": SILENT_PERIODS}
     return {row[0]: QualityFacts(row[1], *row[2:]) for row in await session.execute(_FACTS, params)}
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import clock
 from okrgraph.domain.models import OutboxEvent
 from okrgraph.domain.models.enums import SubjectType
 
@@ -193,10 +194,12 @@ async def orgs_with_pending_recalc(session: AsyncSession, older_than: timedelta)
     """Organisations with recalculation events pending longer than `older_than`.
 
     Needs no tenant: goes through the SECURITY DEFINER function of migration 0002.
+    The function compares with the database's clock while services stamp events
+    with okrgraph's (`clock.now()`), so the age is moved by the clock's offset.
     """
     rows = await session.execute(
         text("SELECT okr_orgs_with_pending_recalc(CAST(:age AS interval))"),
-        {"age": older_than},
+        {"age": older_than - clock.offset()},
     )
     return [r[0] for r in rows]
 

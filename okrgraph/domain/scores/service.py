@@ -17,13 +17,14 @@ import logging
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import clock
 from okrgraph.domain.kpis.service import refresh_kpis, sync_kpi_key_results
 from okrgraph.domain.outbox.service import (
     SCORE_CHANGED,
@@ -235,7 +236,7 @@ async def recalculate(
     pace: CyclePace | None = None,
 ) -> RecalcResult:
     """Recompute the given nodes and every ancestor, bottom-up."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     if not key_result_ids and not objective_ids:
         return RecalcResult()
     # A few ids, again and again: PostgreSQL's custom plan for these statements
@@ -253,7 +254,7 @@ async def full_recalculation(
     session: AsyncSession, org_id: uuid.UUID, *, now: datetime | None = None
 ) -> RecalcResult:
     """Everything of the organisation, from the check-in and measurement logs up."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     await lock_scores(session, org_id)
     # A big organisation's pass writes 100k+ rows per statement: more than the
     # app's per-statement timeout allows; the job's own timeout still bounds it.
@@ -289,7 +290,7 @@ async def sync_kpis(
     session: AsyncSession, org_id: uuid.UUID, *, now: datetime | None = None
 ) -> RecalcResult:
     """All KPIs' latest values and health, into the KRs that follow them, rolled up."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     await lock_scores(session, org_id)
     pace = await cycle_pace(session, org_id, now)
     await refresh_kpis(session, org_id, None)
@@ -342,7 +343,7 @@ async def process_pending_events(
     `busy` set when another transaction holds the lock. Idempotent: a second
     run finds nothing to do.
     """
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     if not await lock_scores(session, org_id, wait=wait):
         return RecalcResult(busy=True)
     claimed = await claim_recalc_events(session, org_id, EVENT_BATCH)

@@ -185,7 +185,9 @@ class KeyResult(Node):
     @strawberry.field(description="Fraction of its cycle elapsed now (0..1).")
     async def expected_progress(self, info: Info) -> float:
         objective = await info.context.loaders.by_id(ObjectiveRow).load(self.row.objective_id)
-        return _expected(await info.context.loaders.by_id(CycleRow).load(objective.cycle_id))
+        return await _expected(
+            info, await info.context.loaders.by_id(CycleRow).load(objective.cycle_id)
+        )
 
     @strawberry.field(description="The person accountable for it.")
     async def owner(self, info: Info) -> Person | None:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Literal
+from zoneinfo import ZoneInfo
 
 import strawberry
 
-from okrgraph.domain import scoring
+from okrgraph.domain import clock, scoring
 from okrgraph.domain.graph.queries import Filter, Order
 from okrgraph.domain.models import Alignment as AlignmentRow
 from okrgraph.domain.models import Cycle as CycleRow
 from okrgraph.domain.models import KeyResult as KeyResultRow
 from okrgraph.domain.models import Objective as ObjectiveRow
+from okrgraph.domain.models import Organization as OrganizationRow
 from okrgraph.domain.models import Person as PersonRow
 from okrgraph.domain.models import Reflection as ReflectionRow
 from okrgraph.domain.models import Team as TeamRow
@@ -54,8 +56,15 @@ BY_START = Order("starts_on", descending=True)
 BY_CREATED = Order()
 
 
-def _expected(cycle: CycleRow) -> float:
-    return scoring.expected_progress(cycle.starts_on, cycle.ends_on, datetime.now(UTC))
+async def _expected(info: Info, cycle: CycleRow) -> float:
+    """Fraction of the cycle elapsed now, its dates read in the organisation's time
+    zone (as the scores are)."""
+    org = await info.context.loaders.by_id(OrganizationRow).load(cycle.org_id)
+    try:
+        tz = ZoneInfo(org.timezone or "UTC")
+    except (KeyError, ValueError):
+        tz = ZoneInfo("UTC")
+    return scoring.expected_progress(cycle.starts_on, cycle.ends_on, clock.now(), tz)
 
 
 async def _person(info: Info, person_id: uuid.UUID | None) -> Person | None:
@@ -88,8 +97,8 @@ class Cycle(Node):
         )
 
     @strawberry.field(description="Fraction of the cycle elapsed now (0..1).")
-    def expected_progress(self) -> float:
-        return _expected(self.row)
+    async def expected_progress(self, info: Info) -> float:
+        return await _expected(info, self.row)
 
     @strawberry.field(description="The cycle containing this one (a quarter's year).")
     async def parent(self, info: Info) -> Cycle | None:
@@ -256,7 +265,9 @@ class Objective(Node):
 
     @strawberry.field(description="Fraction of its cycle elapsed now (0..1).")
     async def expected_progress(self, info: Info) -> float:
-        return _expected(await info.context.loaders.by_id(CycleRow).load(self.row.cycle_id))
+        return await _expected(
+            info, await info.context.loaders.by_id(CycleRow).load(self.row.cycle_id)
+        )
 
     @strawberry.field(description="The owning team.")
     async def owner_team(self, info: Info) -> Team | None:

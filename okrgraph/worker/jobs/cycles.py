@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from okrgraph.domain import clock
 from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.cycles.rolling import close_if_due, due_to_close, org_today, start_grading
 from okrgraph.domain.db import tenant_session
@@ -31,7 +32,7 @@ async def roll_cycles(ctx: dict[str, Any]) -> dict[str, int]:
     is logged and counted and the others go on. `ctx["now"]` sets the clock
     (tests). Returns {"graded": n, "closed": m, "failed": k}.
     """
-    now: datetime = ctx.get("now") or datetime.now(UTC)
+    now: datetime = ctx.get("now") or clock.now()
     sessionmaker = ctx["sessionmaker"]
     async with sessionmaker() as session, session.begin():
         orgs = await all_org_ids(session)

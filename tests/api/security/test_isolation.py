@@ -22,6 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from okrgraph.domain import clock
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.live import LiveHub, ProgressChanged, SubjectChange, progress_channel
 from okrgraph.domain.models.enums import OrgRole
@@ -300,6 +301,10 @@ def _recent() -> str:
     return (datetime.now(UTC) - timedelta(hours=1)).isoformat()
 
 
+# A month inside the world's cycle (tests.factories: today +- 45 days, okrgraph's clock).
+_INSIDE = tuple((clock.now().date() + timedelta(days=d)).isoformat() for d in (-10, 20))
+
+
 def _i(**fields: Any) -> dict[str, Any]:
     return {"input": fields}
 
@@ -319,8 +324,8 @@ ATTACKS = [
            lambda a, x: _i(teamId=a.gid("team2"), personId=x.gid("member"))),
     Attack("removeMembership", "id", lambda a, x: {"id": x.gid("membership")}),
     Attack("createCycle", "input.parentCycleId",
-           lambda a, x: _i(name="Oct", cadence="CUSTOM", startsOn="2026-10-01",
-                           endsOn="2026-10-31", parentCycleId=x.gid("cycle"))),
+           lambda a, x: _i(name="Month", cadence="CUSTOM", startsOn=_INSIDE[0],
+                           endsOn=_INSIDE[1], parentCycleId=x.gid("cycle"))),
     Attack("updateCycle", "input.id", lambda a, x: _i(id=x.gid("cycle"), name="Renamed")),
     Attack("closeCycle", "input.id", lambda a, x: _i(id=x.gid("cycle"))),
     Attack("closeCycle", "input.nextCycleId",
