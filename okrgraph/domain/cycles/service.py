@@ -11,9 +11,11 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import clock
 from okrgraph.domain.access import require_admin
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import Principal
+from okrgraph.domain.cycles.starting import take_kpi_starts
 from okrgraph.domain.errors import Conflict, ErrorCode, ValidationFailed
 from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import Cycle
@@ -134,4 +136,6 @@ async def update_cycle(
         subject_id=cycle.id,
         changed=[*changed, *(["state"] if "state" in changes else [])],
     )
+    if cycle.state is CycleState.ACTIVE:  # begun (by the org's date): KPI-driven starts
+        await take_kpi_starts(session, principal, clock.now(), cycle_id=cycle.id)
     return cycle

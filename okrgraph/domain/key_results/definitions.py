@@ -4,10 +4,10 @@ their initiatives. Check-ins are `service.record_check_in`."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import clock
 from okrgraph.domain.access import require_key_result_writer, require_objective_editor
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import Principal
@@ -204,7 +204,7 @@ async def update_key_result(
     written = []
     if OWN_SCORE_COLUMNS & set(changed):
         cycle = await get_row(session, Cycle, objective.cycle_id)
-        written = await rescore_own(session, kr, cycle.starts_on, cycle.ends_on, datetime.now(UTC))
+        written = await rescore_own(session, kr, cycle.starts_on, cycle.ends_on, clock.now())
     await session.flush()
     record_audit(session, principal, "key_result.updated", SubjectType.KEY_RESULT, kr.id, changes)
     await _rescore(session, principal, kr, changed=changed, written=written)

@@ -69,6 +69,8 @@ class KeyResult(TenantMixin, Base):
     # The key result of a previous cycle this one was carried over from (closing).
     carried_over_from_id: Mapped[uuid.UUID | None]
     last_check_in_at: Mapped[datetime | None]
+    # When a KPI-driven key result took its start from the KPI (its cycle's start).
+    start_taken_at: Mapped[datetime | None]
     score_updated_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())

@@ -82,6 +82,7 @@ EFFECTS: dict[type[Base], tuple[Effect | None, dict[str, Effect | None]]] = {
             "state": SELF,
             "confidence": SELF,
             "carried_over_from_id": None,
+            "start_taken_at": None,  # the start itself (start_value) is what moves numbers
             "score": None,
             "status": None,
             "final_score": None,  # frozen by closing, which brings everything current first

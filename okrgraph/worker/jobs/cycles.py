@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from okrgraph.domain import clock
 from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.cycles.rolling import close_if_due, due_to_close, org_today, start_grading
+from okrgraph.domain.cycles.starting import take_kpi_starts
 from okrgraph.domain.db import tenant_session
 from okrgraph.domain.outbox.service import all_org_ids
 
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 async def roll_cycles(ctx: dict[str, Any]) -> dict[str, int]:
     """Hourly sweep over every organisation, by the date in its own time zone:
 
+    - KPI-driven key results of ACTIVE cycles that have begun take their start
+      from their KPI, once (cycles/starting.py);
     - an ACTIVE cycle whose last day has passed moves to GRADING;
     - a GRADING cycle that ended `GRADING_DAYS` (14) or more days ago is closed
       (scores frozen, graded, missed objectives carried over with their
@@ -49,6 +52,7 @@ async def roll_org_cycles(
     principal = system_principal(org)
     async with tenant_session(sessionmaker, org) as session:
         today = await org_today(session, org, now)
+        await take_kpi_starts(session, principal, now)
         graded = len(await start_grading(session, principal, today))
         due = await due_to_close(session, today)
     closed = failed = 0
