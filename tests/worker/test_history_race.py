@@ -136,3 +136,75 @@ async def test_check_ins_racing_the_roll_up_keep_a_true_history(
         assert len(raced) == CLIENTS * PER_CLIENT * ROUNDS
         for kr in raced:
             true_record(str(kr), found[kr])
+
+
+async def test_a_burst_on_one_key_result_beside_full_recalculations_keeps_a_true_history(
+    committed: Committed,
+    worker_redis_url: str,
+    processes: Callable[..., Any],  # noqa: F811
+    arq_pool: Any,
+) -> None:
+    """Rising check-ins on one key result, back to back, while full recalculations
+    run beside them: the history only ever rises (a stale write would step back),
+    and every read shows the newest answered value or a later one."""
+    sm = committed.sessionmaker
+    c = await build_company(sm)
+    token = await admin_token(sm, c.org_id)
+    port = free_port()
+    api = processes(["serve", "--port", str(port)], committed.url, worker_redis_url)
+    processes(["worker"], committed.url, worker_redis_url)
+    kr = to_global_id("KeyResult", c.person_krs[0])
+    headers = {"Authorization": f"Bearer {token}"}
+    burst = 30
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30
+    ) as http:
+        await wait_until_up(http, api)
+        answered = 0.0
+        stop = asyncio.Event()
+
+        async def full_passes() -> int:
+            n = 0
+            while not stop.is_set():
+                await arq_pool.enqueue_job(
+                    "full_recalculation", org_id=str(c.org_id), _job_id=f"burst-full-{n}"
+                )
+                n += 1
+                await asyncio.sleep(0.05)  # a steady pace of passes, not a flood
+            return n
+
+        async def reader() -> None:
+            while not stop.is_set():
+                floor = answered
+                read = await gql(http, SCORE, id=kr)
+                assert read["node"]["score"] >= floor - 1e-9, (read, floor)
+
+        passes = asyncio.create_task(full_passes())
+        reading = asyncio.create_task(reader())
+        try:
+            for value in range(1, burst + 1):
+                result = await gql(http, CHECK_IN, input={"keyResultId": kr, "value": value})
+                answered = result["checkIn"]["checkIn"]["keyResult"]["score"]
+                assert answered == pytest.approx(value / 100)
+        finally:
+            stop.set()
+            ran = await passes
+            await reading
+        assert ran > 3
+        await converged(committed, c.org_id)
+    async with tenant_session(sm, c.org_id) as session:
+        values = list(
+            (
+                await session.execute(
+                    select(ScoreHistory.value)
+                    .where(ScoreHistory.subject_id == c.person_krs[0])
+                    .order_by(ScoreHistory.recorded_at, ScoreHistory.id)
+                )
+            ).scalars()
+        )
+        stored = await session.scalar(
+            select(KeyResult.score).where(KeyResult.id == c.person_krs[0])
+        )
+    assert stored == pytest.approx(burst / 100)
+    assert values == sorted(set(values)), values  # strictly rising: nothing stepped back
+    assert values[-1] == pytest.approx(burst / 100)
