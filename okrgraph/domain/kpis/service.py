@@ -150,7 +150,8 @@ async def refresh_kpis(
             text(
                 """
                 SELECT k.id, k.direction, k.warning_threshold, k.critical_threshold,
-                       k.health, k.latest_value, k.latest_at, m.value, m.measured_at
+                       k.health, k.latest_value, k.latest_at, m.value, m.measured_at,
+                       k.xmin::text AS version
                 FROM kpis k
                 LEFT JOIN LATERAL (
                     SELECT value, measured_at FROM kpi_measurements m
@@ -164,7 +165,7 @@ async def refresh_kpis(
             {"org": org_id, "all": kpi_ids is None, "ids": list(kpi_ids or [])},
         )
     ).all()
-    ids, values, ats, healths = [], [], [], []
+    ids, values, ats, healths, versions = [], [], [], [], []
     for r in rows:
         health = scoring.kpi_health(
             Direction(r.direction), r.value, r.warning_threshold, r.critical_threshold
@@ -174,6 +175,7 @@ async def refresh_kpis(
             values.append(r.value)
             ats.append(r.measured_at)
             healths.append(health.value)
+            versions.append(r.version)
     if not ids:
         return
     await session.execute(
@@ -181,11 +183,22 @@ async def refresh_kpis(
             """
             UPDATE kpis k SET latest_value = u.v, latest_at = u.at, health = u.h
             FROM unnest(CAST(:ids AS uuid[]), CAST(:values AS float8[]),
-                        CAST(:ats AS timestamptz[]), CAST(:healths AS text[])) AS u(id, v, at, h)
+                        CAST(:ats AS timestamptz[]), CAST(:healths AS text[]),
+                        CAST(:versions AS text[])) AS u(id, v, at, h, version)
             WHERE k.org_id = CAST(:org AS uuid) AND k.id = u.id
+              -- only over the version read above: a transaction that committed new
+              -- measurements meanwhile refreshed the row itself, from a newer log
+              AND k.xmin::text = u.version
             """
         ),
-        {"org": org_id, "ids": ids, "values": values, "ats": ats, "healths": healths},
+        {
+            "org": org_id,
+            "ids": ids,
+            "values": values,
+            "ats": ats,
+            "healths": healths,
+            "versions": versions,
+        },
     )
 
 
