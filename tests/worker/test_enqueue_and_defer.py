@@ -1,0 +1,93 @@
+"""The API's after-commit enqueue and the job's busy -> defer branch, as production
+runs them: a real arq pool on Redis, a real arq worker, no relay sweep to make up
+for a lost job."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+from arq.connections import ArqRedis
+
+from okrgraph.api.app import create_app
+from okrgraph.domain.db import tenant_session
+from okrgraph.domain.outbox.jobs import RECALCULATE_SCORES
+from okrgraph.domain.scores.service import lock_scores
+from okrgraph.schema.node import to_global_id
+from okrgraph.worker.jobs.scores import recalculate_scores
+from tests.worker.conftest import Committed, build_company
+from tests.worker.test_jobs import (
+    CHECK_IN,
+    admin_token,
+    check_in,
+    count,
+    pending,
+    progress,
+    run_worker_burst,
+)
+
+# Bounds a job that would wait for the lock instead of deferring (a hang, not a timing).
+HANG_S = 30
+
+
+async def _recalc_jobs(pool: ArqRedis, org: uuid.UUID) -> list[str]:
+    return [
+        job.job_id or ""
+        for job in await pool.queued_jobs()
+        if job.function == RECALCULATE_SCORES and job.kwargs.get("org_id") == str(org)
+    ]
+
+
+async def test_a_check_in_over_http_is_enqueued_after_commit(
+    committed: Committed, arq_pool: ArqRedis
+) -> None:
+    sm = committed.sessionmaker
+    c = await build_company(sm)
+    token = await admin_token(sm, c.org_id)
+    app = create_app(sessionmaker=sm, queue=arq_pool)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.post(
+                "/graphql",
+                json={
+                    "query": CHECK_IN,
+                    "variables": {
+                        "input": {
+                            "keyResultId": to_global_id("KeyResult", c.person_krs[0]),
+                            "value": 100,
+                        }
+                    },
+                },
+                headers={"Authorization": f"Bearer {token}"},
+            )
+    assert response.json()["data"]["checkIn"]["__typename"] == "CheckInSuccess", response.text
+    # the API itself asked for the roll-up (nothing here runs the relay)
+    assert len(await _recalc_jobs(arq_pool, c.org_id)) == 1
+    assert await count(sm, c.org_id, pending()) == 1
+    await run_worker_burst(arq_pool, sm)
+    assert await count(sm, c.org_id, pending()) == 0
+    assert await progress(sm, c.org_id, c.person) == pytest.approx(0.5)
+    assert await progress(sm, c.org_id, c.company) == pytest.approx(0.25)  # (0 + 2*0.25 + 0.5)/4
+
+
+async def test_a_busy_organisation_defers_the_job_to_the_next_window(
+    committed: Committed, arq_pool: ArqRedis
+) -> None:
+    sm = committed.sessionmaker
+    c = await build_company(sm)
+    await check_in(sm, c.org_id, c.person_krs[0], 100)
+    assert await count(sm, c.org_id, pending()) == 1
+    ctx = {"sessionmaker": sm, "redis": arq_pool}  # as the arq worker passes it
+    async with tenant_session(sm, c.org_id) as holder:
+        await lock_scores(holder, c.org_id)  # another roll-up of the org is running
+        totals = await asyncio.wait_for(recalculate_scores(ctx, str(c.org_id)), HANG_S)
+        assert totals == {"rounds": 0, "events": 0, "changes": 0, "deferred": 1}
+        assert len(await _recalc_jobs(arq_pool, c.org_id)) == 1  # the next window's job
+        assert await count(sm, c.org_id, pending()) == 1  # nothing claimed meanwhile
+    # the other roll-up is done: the deferred job, run by a real worker, converges
+    await run_worker_burst(arq_pool, sm)
+    assert await count(sm, c.org_id, pending()) == 0
+    assert await progress(sm, c.org_id, c.person) == pytest.approx(0.5)
