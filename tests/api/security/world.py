@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import timedelta
 from typing import Any
 
 import graphql
@@ -166,7 +166,8 @@ async def build_world(db: AsyncSession) -> World:
     spare, _ = await make_token(db, o, person_id=w.id("member"), scopes=["read", "write"])
     w.add("spare_token", "ApiToken", spare.id)
 
-    cycle = w.add("cycle", "Cycle", (await make_cycle(db, o)).id)
+    active = await make_cycle(db, o)
+    cycle = w.add("cycle", "Cycle", active.id)
     company = await make_objective(db, o, level=Level.COMPANY, cycle_id=cycle)
     w.add("obj_company", "Objective", company.id)
     obj_team = await make_objective(db, o, level=Level.TEAM, cycle_id=cycle, owner_team_id=team)
@@ -176,8 +177,12 @@ async def build_world(db: AsyncSession) -> World:
     )
     w.add("obj_own", "Objective", own.id)
     graded = w.add("graded", "Cycle", (await make_cycle(db, o, state=CycleState.GRADING)).id)
-    next_cycle = await make_cycle(
-        db, o, state=CycleState.PLANNING, starts_on=date(2027, 1, 1), ends_on=date(2027, 3, 31)
+    next_cycle = await make_cycle(  # the quarter after `cycle`, whatever today is
+        db,
+        o,
+        state=CycleState.PLANNING,
+        starts_on=active.ends_on + timedelta(days=1),
+        ends_on=active.ends_on + timedelta(days=91),
     )
     w.add("next_cycle", "Cycle", next_cycle.id)
     obj_graded = await make_objective(db, o, level=Level.COMPANY, cycle_id=graded)
