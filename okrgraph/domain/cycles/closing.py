@@ -49,7 +49,7 @@ from okrgraph.domain.models.enums import (
     Outcome,
     SubjectType,
 )
-from okrgraph.domain.objectives.reflections import SUCCESS
+from okrgraph.domain.objectives.reflections import achieved
 from okrgraph.domain.objectives.service import OBJECTIVE_CHANGED
 from okrgraph.domain.outbox.service import emit, recalc_payload
 from okrgraph.domain.scores.queries import org_timezone
@@ -186,8 +186,8 @@ async def _close(
         kr.final_score = kr.score
     for objective in objectives:
         objective.final_score = objective.progress
-        achieved = objective.progress >= SUCCESS - 1e-9
-        objective.state = ObjectiveState.ACHIEVED if achieved else ObjectiveState.MISSED
+        graded = achieved(objective.progress)
+        objective.state = ObjectiveState.ACHIEVED if graded else ObjectiveState.MISSED
 
     carried = [o for o in objectives if o.state is ObjectiveState.MISSED]
     if policy is CarryOverPolicy.CLOSE_AS_MISSED:

@@ -21,6 +21,13 @@ from okrgraph.domain.validation import text_field
 SUCCESS = 0.7  # a score of 0.7 counts as a good (stretch) result
 
 
+def achieved(score: float) -> bool:
+    """Whether a final score counts as ACHIEVED: 0.7 or more, with float slack so a
+    weighted mean worked out to 0.7 (70 and 70 weighted 1 and 2: 0.6999999999999998)
+    counts; the one rule of closeCycle's grades and writeReflection's default."""
+    return score >= SUCCESS - 1e-9
+
+
 async def write_reflection(
     session: AsyncSession,
     principal: Principal,
@@ -50,7 +57,7 @@ async def write_reflection(
             objective_id=objective.id,
             cycle_id=cycle.id,
             final_score=final,
-            outcome=outcome or (Outcome.ACHIEVED if final >= SUCCESS else Outcome.MISSED),
+            outcome=outcome or (Outcome.ACHIEVED if achieved(final) else Outcome.MISSED),
         )
         session.add(reflection)
     elif outcome is not None:
