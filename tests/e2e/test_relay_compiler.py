@@ -4,28 +4,25 @@
 `progressChanged` subscription with its subject.
 
 relay-compiler is installed from the npm registry into a temporary directory
-within the test run (npm's cache makes later runs quick); nothing is committed.
+within the test run (tests/e2e/npm.py); nothing is committed.
 tests/api/test_connections_spec.py checks the same rules in pure Python.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import graphql
-import pytest
 
 from okrgraph.schema.export import SDL_PATH
+from tests.e2e.npm import npm_install, skip_without_npm
 
 RELAY_COMPILER = "relay-compiler@21.0.1"
-NPM = shutil.which("npm")
 
-if NPM is None and not os.environ.get("CI"):
-    pytest.skip("no npm here", allow_module_level=True)
+skip_without_npm()
 
 SUBSCRIPTION = """
   subscription RelayCheckLiveSubscription($ids: [ID!]) {
@@ -67,7 +64,6 @@ def connection_fragments(schema: graphql.GraphQLSchema) -> list[str]:
 
 
 def test_relay_compiler_accepts_the_schema(tmp_path: Path) -> None:
-    assert NPM is not None, "CI needs npm (Node.js) for this check"
     schema = graphql.build_schema(SDL_PATH.read_text())
     fragments = connection_fragments(schema)
     assert len(fragments) >= 25
@@ -81,15 +77,7 @@ def test_relay_compiler_accepts_the_schema(tmp_path: Path) -> None:
     shutil.copy(SDL_PATH, tmp_path / "schema.graphql")
     config = {"src": "./src", "schema": "./schema.graphql", "language": "javascript"}
     (tmp_path / "relay.config.json").write_text(json.dumps(config))
-    (tmp_path / "package.json").write_text('{"name": "relay-check", "private": true}')
-    install = subprocess.run(
-        [NPM, "install", "--no-audit", "--no-fund", "--silent", RELAY_COMPILER],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert install.returncode == 0, install.stderr[-2000:]
+    npm_install(tmp_path, RELAY_COMPILER)
     compiler = tmp_path / "node_modules" / ".bin" / "relay-compiler"
     run = subprocess.run([str(compiler)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
