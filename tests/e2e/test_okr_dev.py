@@ -30,13 +30,15 @@ QUERY = "{ organization { id name slug } viewer { person { email } } }"
 class OkrDev:
     """`okr dev` in a subprocess; its output is read by a thread, line by line."""
 
-    def __init__(self, data_dir: Path, port: int, env: dict[str, str]) -> None:
+    def __init__(
+        self, data_dir: Path, port: int, env: dict[str, str], okr: list[str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.port = port
         self.lines: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.proc = subprocess.Popen(
-            [*OKR, "dev", "--port", str(port), "--data-dir", str(data_dir)],
+            [*(okr or OKR), "dev", "--port", str(port), "--data-dir", str(data_dir)],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -129,9 +131,12 @@ def started() -> Iterator[list[OkrDev]]:
             run.proc.wait()
 
 
-def start(runs: list[OkrDev], data_dir: Path, env: dict[str, str]) -> tuple[OkrDev, str]:
-    """Start `okr dev`; wait until it says it runs; return it and its admin token."""
-    run = OkrDev(data_dir, free_port(), env)
+def start(
+    runs: list[OkrDev], data_dir: Path, env: dict[str, str], okr: list[str] | None = None
+) -> tuple[OkrDev, str]:
+    """Start `okr dev` (`okr`: the command, else this venv's `python -m okrgraph`); wait
+    until it says it runs; return it and its admin token."""
+    run = OkrDev(data_dir, free_port(), env, okr)
     runs.append(run)
     url = run.wait_for("okrgraph is running.").split("GraphiQL: ")[1]
     assert url == f"http://127.0.0.1:{run.port}/graphql"
