@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import clock
 from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.cycles.service import update_cycle
 from okrgraph.domain.cycles.starting import KPI_STARTS_TAKEN, take_kpi_starts
@@ -25,7 +26,7 @@ from tests.factories import (
     make_org,
 )
 
-NOW = datetime.now(UTC)
+NOW = clock.now()
 STARTS = NOW.date() - timedelta(days=10)
 
 
