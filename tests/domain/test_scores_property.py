@@ -257,7 +257,7 @@ async def test_incremental_full_and_reference_agree(db: AsyncSession, sc: dict[s
         assert_same(full, incremental)
         assert all(abs(c.value - c.previous_value) < 1e-9 for c in result.changes)
         await savepoint.rollback()
-    _landed.append((accepted, refused))
+    _landed.append((accepted, refused))  # per step predicted above; here, how many
 
 
 def _in_bounds(value: float) -> bool:
@@ -267,14 +267,17 @@ def _in_bounds(value: float) -> bool:
 _landed: list[tuple[int, int]] = []
 
 
-def test_most_check_ins_of_the_property_landed() -> None:
-    """Runs after the property (file order): over all its examples most check-ins were
-    accepted, so an always-refusing record_check_in cannot pass it by refusing."""
+def test_many_check_ins_of_the_property_landed() -> None:
+    """Runs after the property (file order). Each step's acceptance was predicted
+    there (every check-in at a key result that takes them, within bounds, landed);
+    here: such check-ins were a good share of all, so the property did exercise the
+    check-in path and an always-refusing record_check_in cannot pass it."""
     if not _landed:
         pytest.skip("the property did not run in this session")
     accepted = sum(a for a, _ in _landed)
     refused = sum(r for _, r in _landed)
-    assert accepted > refused, (accepted, refused)
+    assert accepted >= 10, (accepted, refused)
+    assert accepted >= refused / 3, (accepted, refused)
 
 
 async def test_a_backdated_check_in_recorded_last_is_not_current(db: AsyncSession) -> None:
