@@ -45,6 +45,7 @@ from okrgraph.domain.outbox.jobs import recalculation_job
 from okrgraph.domain.scores.queries import cycle_pace, levels_above
 from okrgraph.domain.scores.reference import load_graph, roll_up
 from okrgraph.domain.scores.service import full_recalculation, recalculate
+from okrgraph.domain.webhooks.secrets import new_key
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 
@@ -187,6 +188,7 @@ async def bench_latency(
     await pubsub.subscribe(f"okr:org:{org.org_id}:progress")
     env = {k: v for k, v in os.environ.items() if k not in ("OKR_DATABASE_URL", "OKR_REDIS_URL")}
     env.update(DATABASE_URL=url, REDIS_URL=REDIS_URL)
+    env.setdefault("OKR_SECRET_KEYS", new_key())  # the worker refuses to start without one
     worker = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
