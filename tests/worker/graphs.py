@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,10 +25,25 @@ from okrgraph.domain.models.enums import (
 
 # A 91-day cycle around today (okrgraph's clock, so `pytest --clock-at` moves it
 # too), so that a worker process sweeping cycles on its own clock finds it open;
-# MIDWAY, noon today, is half-way through it: expected progress 0.5.
-_TODAY = clock.now().date()
-CYCLE_START, CYCLE_END = _TODAY - timedelta(days=45), _TODAY + timedelta(days=45)
-MIDWAY = datetime.combine(_TODAY, time(12), UTC)
+# MIDWAY, noon today, is half-way through it: expected progress 0.5. Computed when
+# asked (module __getattr__), not at import: conftest files import this module
+# before `--clock-at` has moved the clock.
+_WINDOW = ("CYCLE_START", "CYCLE_END", "MIDWAY")
+
+
+def _window() -> dict[str, Any]:
+    today = clock.now().date()
+    return {
+        "CYCLE_START": today - timedelta(days=45),
+        "CYCLE_END": today + timedelta(days=45),
+        "MIDWAY": datetime.combine(today, time(12), UTC),
+    }
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WINDOW:
+        return _window()[name]
+    raise AttributeError(name)
 
 
 @dataclass
@@ -54,8 +70,8 @@ class GraphBuilder:
         self,
         cycle_id: uuid.UUID | None = None,
         *,
-        starts_on: date = CYCLE_START,
-        ends_on: date = CYCLE_END,
+        starts_on: date | None = None,
+        ends_on: date | None = None,
         state: CycleState = CycleState.ACTIVE,
     ) -> uuid.UUID:
         cycle_id = cycle_id or uuid.uuid4()
@@ -65,8 +81,8 @@ class GraphBuilder:
                 id=cycle_id,
                 name=f"c-{cycle_id.hex[:8]}",
                 cadence=Cadence.QUARTER,
-                starts_on=starts_on,
-                ends_on=ends_on,
+                starts_on=starts_on or _window()["CYCLE_START"],
+                ends_on=ends_on or _window()["CYCLE_END"],
                 state=state,
             )
         )

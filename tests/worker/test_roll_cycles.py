@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from okrgraph.domain import clock
 from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.cycles.closing import Closing, close_cycle
 from okrgraph.domain.cycles.rolling import GRADING_DAYS
@@ -33,9 +34,11 @@ from okrgraph.worker.settings import WorkerSettings
 from tests.worker.conftest import Committed
 from tests.worker.graphs import GraphBuilder
 
-NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)  # a Friday noon in UTC
+# Noon today (okrgraph's clock, as GraphBuilder's default cycle around today is), so
+# the test means the same on any date and under `pytest --clock-at`.
+NOW = datetime.combine(clock.now().date(), time(12), UTC)
 TODAY = NOW.date()
-CHECKED_IN = datetime(2026, 11, 1, 9, tzinfo=UTC)
+CHECKED_IN = NOW - timedelta(days=19, hours=3)
 
 
 def days_ago(n: int) -> date:
