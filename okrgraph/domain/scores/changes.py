@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.models import ScoreHistory
@@ -80,7 +81,16 @@ async def record_written(
     previous_status: Status | None,
     now: datetime,
 ) -> ScoreChange:
-    """The history row and `score.changed` event of a score written synchronously."""
+    """The history row and `score.changed` event of a score written synchronously
+    (the caller holds the subject's row lock). The row is stamped after the
+    subject's last record, so the history's order is the order its values became
+    true even when a roll-up that started earlier committed first."""
+    last = await session.scalar(
+        select(func.max(ScoreHistory.recorded_at)).where(
+            ScoreHistory.org_id == org_id, ScoreHistory.subject_id == subject_id
+        )
+    )
+    recorded_at = now if last is None or last < now else last + timedelta(microseconds=1)
     session.add(
         ScoreHistory(
             org_id=org_id,
@@ -89,7 +99,7 @@ async def record_written(
             subject_id=subject_id,
             value=value,
             status=status,
-            recorded_at=now,
+            recorded_at=recorded_at,
         )
     )
     old_status = previous_status.value if previous_status is not None else status.value

@@ -86,7 +86,12 @@ _RECORD = """
 hist AS (
     INSERT INTO score_history (org_id, id, subject_type, subject_id, value, status, recorded_at)
     SELECT CAST(:org AS uuid), gen_random_uuid(), '{kind}', id, value, status,
-           CAST(:now AS timestamptz)
+           -- after the subject's last record: the history's order is the order its
+           -- values became true (a writer that waited for this row may have
+           -- stamped its record with a time after this job's start)
+           GREATEST(CAST(:now AS timestamptz),
+                    (SELECT max(h.recorded_at) + interval '1 microsecond' FROM score_history h
+                     WHERE h.org_id = CAST(:org AS uuid) AND h.subject_id = upd.id))
     FROM upd
 ),
 ev AS (
