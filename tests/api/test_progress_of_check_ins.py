@@ -5,12 +5,14 @@ KR's score itself; the worker's job announces it with the roll-up), once."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from okrgraph.api.app import create_app
+from okrgraph.domain.db import tenant_session
 from okrgraph.domain.live import progress_channel
 from okrgraph.domain.models.enums import OrgRole
 from okrgraph.schema.node import to_global_id
@@ -24,15 +26,20 @@ CHECK_IN = """mutation($input: CheckInInput!) { checkIn(input: $input) { __typen
 
 
 async def test_a_key_result_subscriber_hears_its_check_in(
-    redis_client: aioredis.Redis,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    db: AsyncSession,
+    redis_client: aioredis.Redis, committed: async_sessionmaker[AsyncSession]
 ) -> None:
-    org = await make_org(db)
-    _, token = await make_token(db, org.id, role=OrgRole.ADMIN, scopes=["read", "write", "admin"])
-    cycle = await make_cycle(db, org.id)
-    objective = await make_objective(db, org.id, cycle_id=cycle.id)
-    kr = await make_key_result(db, org.id, objective_id=objective.id)  # 0 -> 100
+    # Committed data and a real pool: the subscription reads its subject while the
+    # job goes on, each on a connection of its own.
+    sessionmaker = committed
+    org_id = uuid.uuid4()
+    async with tenant_session(committed, org_id) as db:
+        org = await make_org(db, id=org_id)
+        _, token = await make_token(
+            db, org.id, role=OrgRole.ADMIN, scopes=["read", "write", "admin"]
+        )
+        cycle = await make_cycle(db, org.id)
+        objective = await make_objective(db, org.id, cycle_id=cycle.id)
+        kr = await make_key_result(db, org.id, objective_id=objective.id)  # 0 -> 100
     kr_id = to_global_id("KeyResult", kr.id)
     app = create_app(sessionmaker=sessionmaker, queue=redis_client)
     auth = {"Authorization": f"Bearer {token}"}
