@@ -21,7 +21,14 @@ from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.models.enums import OrgRole
 from okrgraph.domain.scores.queries import cycle_pace
 from okrgraph.schema.node import to_global_id
-from tests.factories import make_cycle, make_key_result, make_objective, make_org, make_token
+from tests.factories import (
+    make_cycle,
+    make_key_result,
+    make_objective,
+    make_org,
+    make_person,
+    make_token,
+)
 from tests.gql import data
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -119,3 +126,27 @@ async def test_a_check_in_status_follows_the_org_time_zone(db: AsyncSession) -> 
     )
     await db.refresh(kr)
     assert (kr.score, kr.status.value) == (0.5, "OFF_TRACK")
+
+
+async def test_the_forecast_reads_the_cycle_in_the_org_time_zone(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    """A check-in at 02:00 on the cycle's first day in Kiritimati is 12:00 UTC the day
+    before: read in UTC, it would fall before the cycle and leave one point, no trend."""
+    org = await make_org(db, timezone="Pacific/Kiritimati")
+    admin = await make_person(db, org.id, role=OrgRole.ADMIN)
+    _, token = await make_token(db, org.id, person_id=admin.id, scopes=["read"])
+    local_today = clock.now().astimezone(KIRITIMATI).date()
+    start = local_today - timedelta(days=10)
+    cycle = await make_cycle(db, org.id, starts_on=start, ends_on=start + timedelta(days=89))
+    objective = await make_objective(db, org.id, cycle_id=cycle.id)
+    kr = await make_key_result(db, org.id, objective_id=objective.id)  # 0 -> 100
+    first = datetime.combine(start, time(2), KIRITIMATI)
+    for at, value in ((first, 10.0), (first + timedelta(days=5), 20.0)):
+        await record_check_in(
+            db, org_id=org.id, key_result_id=kr.id, value=value, effective_at=at,
+            author_person_id=admin.id,
+        )  # fmt: skip
+    query = "query($k: ID!) { node(id: $k) { ... on KeyResult { forecast { points } } } }"
+    d = await data(client, token, query, k=to_global_id("KeyResult", kr.id))
+    assert d["node"]["forecast"] == {"points": 2}

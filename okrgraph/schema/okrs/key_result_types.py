@@ -34,6 +34,7 @@ from okrgraph.schema.okrs.types import (
     _alignments,
     _expected,
     _person,
+    org_zone,
 )
 from okrgraph.schema.organizations.types import Person
 from okrgraph.schema.pagination import (
@@ -154,9 +155,10 @@ class KeyResult(Node):
         row = self.row
         objective = await info.context.loaders.by_id(ObjectiveRow).load(row.objective_id)
         cycle = await info.context.loaders.by_id(CycleRow).load(objective.cycle_id)
-        start, _ = scoring.cycle_bounds(cycle.starts_on, cycle.ends_on)
+        tz = await org_zone(info, cycle.org_id)  # the cycle's days, as the scores read them
+        start, _ = scoring.cycle_bounds(cycle.starts_on, cycle.ends_on, tz)
         points = [p for p in await scores.check_in_series(info, row.id) if p[0] >= start]
-        projected = scoring.forecast(points, cycle.starts_on, cycle.ends_on)
+        projected = scoring.forecast(points, cycle.starts_on, cycle.ends_on, tz)
         status = scoring.forecast_status(
             row.kind, row.start_value, row.target_value, projected, stretch=row.stretch
         )

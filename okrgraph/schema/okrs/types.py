@@ -56,14 +56,19 @@ BY_START = Order("starts_on", descending=True)
 BY_CREATED = Order()
 
 
+async def org_zone(info: Info, org_id: uuid.UUID) -> ZoneInfo:
+    """The organisation's time zone, in which its cycles' dates are whole days."""
+    org = await info.context.loaders.by_id(OrganizationRow).load(org_id)
+    try:
+        return ZoneInfo(org.timezone or "UTC")
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
 async def _expected(info: Info, cycle: CycleRow) -> float:
     """Fraction of the cycle elapsed now, its dates read in the organisation's time
     zone (as the scores are)."""
-    org = await info.context.loaders.by_id(OrganizationRow).load(cycle.org_id)
-    try:
-        tz = ZoneInfo(org.timezone or "UTC")
-    except (KeyError, ValueError):
-        tz = ZoneInfo("UTC")
+    tz = await org_zone(info, cycle.org_id)
     return scoring.expected_progress(cycle.starts_on, cycle.ends_on, clock.now(), tz)
 
 
