@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import httpx
 import pytest
 from arq.connections import ArqRedis
 
@@ -15,13 +14,12 @@ from okrgraph.api.app import create_app
 from okrgraph.domain.db import tenant_session
 from okrgraph.domain.outbox.jobs import RECALCULATE_SCORES
 from okrgraph.domain.scores.service import lock_scores
-from okrgraph.schema.node import to_global_id
 from okrgraph.worker.jobs.scores import recalculate_scores
 from tests.worker.conftest import Committed, build_company
 from tests.worker.test_jobs import (
-    CHECK_IN,
     admin_token,
     check_in,
+    check_in_over_http,
     count,
     pending,
     progress,
@@ -48,21 +46,7 @@ async def test_a_check_in_over_http_is_enqueued_after_commit(
     token = await admin_token(sm, c.org_id)
     app = create_app(sessionmaker=sm, queue=arq_pool)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            response = await client.post(
-                "/graphql",
-                json={
-                    "query": CHECK_IN,
-                    "variables": {
-                        "input": {
-                            "keyResultId": to_global_id("KeyResult", c.person_krs[0]),
-                            "value": 100,
-                        }
-                    },
-                },
-                headers={"Authorization": f"Bearer {token}"},
-            )
+        response = await check_in_over_http(app, token, c.person_krs[0], 100)
     assert response.json()["data"]["checkIn"]["__typename"] == "CheckInSuccess", response.text
     # the API itself asked for the roll-up (nothing here runs the relay)
     assert len(await _recalc_jobs(arq_pool, c.org_id)) == 1

@@ -205,6 +205,27 @@ mutation($input: CheckInInput!) {
 }"""
 
 
+async def check_in_over_http(
+    app: Any, token: str, key_result_id: uuid.UUID, value: float
+) -> httpx.Response:
+    """`checkIn` through the app's HTTP interface (its lifespan already running)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        return await client.post(
+            "/graphql",
+            json={
+                "query": CHECK_IN,
+                "variables": {
+                    "input": {
+                        "keyResultId": to_global_id("KeyResult", key_result_id),
+                        "value": value,
+                    }
+                },
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+
 async def test_no_lost_update_while_redis_is_down(committed: Committed, arq_pool: ArqRedis) -> None:
     sm = committed.sessionmaker
     c = await build_company(sm)
@@ -212,21 +233,7 @@ async def test_no_lost_update_while_redis_is_down(committed: Committed, arq_pool
     app = create_app(Settings(redis_url="redis://127.0.0.1:1/0"), sessionmaker=sm)
     async with app.router.lifespan_context(app):
         assert app.state.queue is None  # Redis unreachable
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            response = await client.post(
-                "/graphql",
-                json={
-                    "query": CHECK_IN,
-                    "variables": {
-                        "input": {
-                            "keyResultId": to_global_id("KeyResult", c.person_krs[0]),
-                            "value": 100,
-                        }
-                    },
-                },
-                headers={"Authorization": f"Bearer {token}"},
-            )
+        response = await check_in_over_http(app, token, c.person_krs[0], 100)
     assert response.json()["data"]["checkIn"]["__typename"] == "CheckInSuccess", response.text
     assert await count(sm, c.org_id, pending()) == 1
     assert await progress(sm, c.org_id, c.person) == 0  # nobody rolled it up yet
