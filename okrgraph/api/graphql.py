@@ -69,7 +69,7 @@ HTTP_CODES = {
     413: "REQUEST_TOO_LARGE",
     500: "INTERNAL",
 }
-STATUS_BY_CODE = {"UNAUTHENTICATED": 401, "INTERNAL": 500}
+STATUS_BY_CODE = {"UNAUTHENTICATED": 401, "INTERNAL": 500, "STATEMENT_TIMEOUT": 503}
 # Objects and arrays nested in a request's JSON (the body, or GET's `variables`
 # and `extensions`); the deepest input of the schema needs 5 (docs/limits.md).
 MAX_JSON_DEPTH = 32
@@ -342,7 +342,7 @@ class OkrGraphQL(GraphQL[Context, None]):
                 STATUS_BY_CODE.get(str((e.extensions or {}).get("code")), 400) for e in errors
             }
             client = [s for s in statuses if s < 500]  # a client's mistake explains more
-            sub_response.status_code = max(client) if client else 500
+            sub_response.status_code = max(client) if client else max(statuses)
             sub_response.headers.update(HEADERS_BY_STATUS.get(sub_response.status_code, {}))
         return body
 

@@ -72,6 +72,22 @@ def client_code(error: GraphQLError) -> str | None:
     return None
 
 
+STATEMENT_TIMEOUT = "STATEMENT_TIMEOUT"
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement cancelled (its timeout)
+
+
+def cancelled_by_timeout(exc: BaseException | None) -> bool:
+    """True when PostgreSQL cancelled a statement of the request (statement_timeout),
+    however the driver and SQLAlchemy wrapped it."""
+    seen = 0
+    while exc is not None and seen < 6:
+        if QUERY_CANCELED in (getattr(exc, "sqlstate", None), getattr(exc, "pgcode", None)):
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__
+        seen += 1
+    return False
+
+
 def dev_mode(execution_context: ExecutionContext | None) -> bool:
     """The app's `settings.dev` (from the request), else the process settings."""
     request = getattr(getattr(execution_context, "context", None), "request", None)
@@ -110,6 +126,16 @@ class OkrSchema(strawberry.Schema):
     ) -> None:
         dev = dev_mode(execution_context)
         for index, error in enumerate(errors):
+            if cancelled_by_timeout(error.original_error):
+                log.warning("statement timeout: %s", error.message.splitlines()[0][:200])
+                errors[index] = GraphQLError(
+                    f"The request ran past the statement timeout ({settings.statement_timeout_ms:,}"
+                    " ms); ask for less, or try again.",
+                    error.nodes,
+                    path=error.path,
+                    extensions={"code": STATEMENT_TIMEOUT},
+                )
+                continue
             code = client_code(error)
             if code is None:
                 log.error("unexpected error: %s", error.message, exc_info=error.original_error)

@@ -145,7 +145,7 @@ async def owner_connection(database_url: str) -> AsyncIterator[AsyncSession]:
         await engine.dispose()
 
 
-async def test_a_statement_timeout_reaches_the_client_as_internal(
+async def test_a_statement_timeout_reaches_the_client_as_a_typed_error(
     client: httpx.AsyncClient, db: AsyncSession, owner_connection: AsyncSession
 ) -> None:
     """A read stuck behind a lock past the statement timeout (lowered to 200 ms for
@@ -162,10 +162,12 @@ async def test_a_statement_timeout_reaches_the_client_as_internal(
         response = await post(client, token, read)
     finally:
         await owner_connection.rollback()
-    assert response.status_code == 500
-    assert response.json() == {
-        "errors": [{"message": "Internal server error", "extensions": {"code": "INTERNAL"}}]
-    }
+    assert response.status_code == 503  # the service could not answer in time, no fault
+    body = response.json()
+    assert "data" not in body or body["data"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["STATEMENT_TIMEOUT"]
+    assert "statement timeout" in body["errors"][0]["message"]
+    assert "objectives" not in body["errors"][0]["message"]  # nothing of the SQL
 
 
 # docs/limits.md, "Errors and status codes": (graphql-response+json, application/json)
