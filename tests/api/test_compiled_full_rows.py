@@ -29,6 +29,7 @@ from okrgraph.domain.models import (
     Person,
     Team,
 )
+from okrgraph.domain.models.enums import CycleState
 from okrgraph.domain.seed import SeedResult
 from okrgraph.schema.compiled.registry import TYPES
 from tests.api.test_compiled import IDS, both_ways, ids_by_type, selection
@@ -51,7 +52,19 @@ async def _fill(db: AsyncSession, org_id: uuid.UUID) -> None:
         .where(KeyResult.id == krs[0].id)
         .values(final_score=0.35, carried_over_from_id=krs[1].id, confidence=4)
     )
-    check_in = (await db.execute(select(CheckIn).limit(1))).scalar_one()
+    # A correction needs an open key result: not the one given a final score above,
+    # nor one in a closed cycle (which one `limit(1)` picks is up to the planner).
+    check_in = (
+        await db.execute(
+            select(CheckIn)
+            .join(KeyResult, KeyResult.id == CheckIn.key_result_id)
+            .join(Objective, Objective.id == KeyResult.objective_id)
+            .join(Cycle, Cycle.id == Objective.cycle_id)
+            .where(KeyResult.final_score.is_(None), Cycle.state != CycleState.CLOSED)
+            .order_by(CheckIn.id)
+            .limit(1)
+        )
+    ).scalar_one()
     await record_check_in(
         db,
         org_id=org_id,
