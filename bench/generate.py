@@ -174,7 +174,10 @@ async def generate(conn: asyncpg.Connection, spec: Spec, now: datetime | None = 
         objectives,
     )
 
-    krs, check_ins, children_krs = [], [], []
+    # COPY records: one tuple of column values per row (mixed types; NULLs as None).
+    krs: list[tuple[object, ...]] = []
+    check_ins: list[tuple[object, ...]] = []
+    children_krs: list[uuid.UUID] = []
     all_objectives = org.company + org.team + org.individual
     company, team, individual = set(org.company), set(org.team), set(org.individual)
     for oid in all_objectives:
@@ -250,7 +253,7 @@ async def generate(conn: asyncpg.Connection, spec: Spec, now: datetime | None = 
         check_ins,
     )
 
-    edges = []
+    edges: list[tuple[object, ...]] = []
     for tid in org.team:
         for parent in rnd.sample(
             org.company, k=min(len(org.company), 2 if rnd.random() < 0.3 else 1)

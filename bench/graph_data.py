@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
 from okrgraph.domain import scoring
 from okrgraph.domain.models import Base
