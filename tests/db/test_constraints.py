@@ -15,13 +15,13 @@ from datetime import date
 from typing import Any
 
 import pytest
-from pg_errors import CHECK_VIOLATION, pg_error
 from sqlalchemy import CheckConstraint, Enum, String, literal, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.models import Base
 from okrgraph.domain.models.enums import Cadence, Direction, KeyResultKind, Level
+from tests.db.pg_errors import CHECK_VIOLATION, pg_error
 from tests.factories import (
     FACTORIES,
     make_check_in,

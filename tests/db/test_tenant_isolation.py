@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from pg_errors import FOREIGN_KEY_VIOLATION, INSUFFICIENT_PRIVILEGE, pg_error
 from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -24,6 +23,7 @@ from okrgraph.domain.auth.tokens import hash_secret
 from okrgraph.domain.db import create_engine, create_sessionmaker, set_tenant
 from okrgraph.domain.models import ApiToken, Base, Objective, Organization
 from okrgraph.domain.models.enums import Level, OrgRole
+from tests.db.pg_errors import FOREIGN_KEY_VIOLATION, INSUFFICIENT_PRIVILEGE, pg_error
 from tests.factories import FACTORIES, make_org, make_token
 
 TABLES = Base.metadata.tables
@@ -290,12 +290,12 @@ async def test_authenticate_works_across_orgs_and_exposes_only_that_token(
     }
     authenticate = text("SELECT * FROM okr_authenticate(:h)")
     found = await db.execute(authenticate, {"h": hash_secret(secret_b)})
-    assert found.mappings().all() == [expected]
+    assert [dict(row) for row in found.mappings()] == [expected]
     # The call leaves the tenant as it was: B stays invisible.
     assert (await db.execute(select(func.count()).select_from(ApiToken))).scalar_one() == 1
     await set_tenant(db, None)
     again = await db.execute(authenticate, {"h": hash_secret(secret_b)})
-    assert again.mappings().all() == [expected]
+    assert [dict(row) for row in again.mappings()] == [expected]
     # Only the exact hash finds anything: no unknown secret, no prefix, no pattern.
     for guess in (hash_secret("okr_unknown"), hash_secret(secret_b)[:-1], "%", ""):
         assert (await db.execute(authenticate, {"h": guess})).all() == [], guess

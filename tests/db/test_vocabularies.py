@@ -4,12 +4,12 @@ kept by the database: a row spelled any other way is refused, whoever writes it.
 from __future__ import annotations
 
 import pytest
-from pg_errors import CHECK_VIOLATION, pg_error
 from sqlalchemy import literal, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.models.enums import NotificationKind, SubjectType
+from tests.db.pg_errors import CHECK_VIOLATION, pg_error
 from tests.factories import (
     make_audit_entry,
     make_notification,
