@@ -8,14 +8,14 @@ import uuid
 
 import pytest
 
-from okrgraph.domain.models import Alignment, Cycle, KeyResult, Objective
+from okrgraph.domain.models import Alignment, Base, Cycle, KeyResult, Objective
 from okrgraph.domain.scores.requests import CYCLE, EFFECTS, FED, SELF, effects_of, targets
 
 
 @pytest.mark.parametrize("model", list(EFFECTS), ids=lambda m: m.__name__)
-def test_every_column_of_the_model_is_classified(model: type) -> None:
-    columns = {c.key for c in model.__mapper__.column_attrs}  # type: ignore[attr-defined]
-    assert set(EFFECTS[model][1]) == columns  # type: ignore[index]
+def test_every_column_of_the_model_is_classified(model: type[Base]) -> None:
+    columns = {c.key for c in model.__mapper__.column_attrs}
+    assert set(EFFECTS[model][1]) == columns
 
 
 def test_an_unclassified_column_is_an_error_not_a_silent_skip() -> None:

@@ -50,8 +50,8 @@ async def test_weighted_mean_up_a_chain_with_both_drivers(db: AsyncSession) -> N
     await check_in(g, nps, 40)  # 0.4
     result = await recalculate(db, g.org_id, key_result_ids=[a, b, nps], now=MIDWAY)
     # team = (3*1 + 1*0.2) / 4 = 0.8; company = (1*0.4 + 2*0.8) / 3 = 2/3
-    assert await progress(db, team) == (pytest.approx(0.8), Status.ON_TRACK)
-    assert await progress(db, company) == (pytest.approx(2 / 3), Status.ON_TRACK)
+    assert await progress(db, team) == pytest.approx((0.8, Status.ON_TRACK))
+    assert await progress(db, company) == pytest.approx((2 / 3, Status.ON_TRACK))
     assert {(c.subject_type, c.subject_id) for c in result.changes} == {
         ("OBJECTIVE", team),
         ("OBJECTIVE", company),
@@ -131,7 +131,7 @@ async def test_status_follows_pace_in_the_org_time_zone(db: AsyncSession) -> Non
     await recalculate(db, g.org_id, key_result_ids=[kr], now=MIDWAY)
     status = await db.scalar(select(KeyResult.status).where(KeyResult.id == kr))
     assert status is Status.AT_RISK
-    assert await progress(db, o) == (pytest.approx(0.3), Status.AT_RISK)  # 0.3 / 0.5 = 0.6
+    assert await progress(db, o) == pytest.approx((0.3, Status.AT_RISK))  # 0.3 / 0.5 = 0.6
 
 
 async def test_history_and_events_only_for_values_that_changed(db: AsyncSession) -> None:
