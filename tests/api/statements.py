@@ -11,6 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from okrgraph.api import graphql as view
+from okrgraph.domain.auth.tokens import authenticate
 
 
 @contextmanager
@@ -21,7 +22,6 @@ def statements_after_auth(
     none means the operation never reached a resolver or a transaction."""
     seen: list[str] = []
     authenticated = False
-    authenticate = view.authenticate
 
     async def checked(*args: Any) -> Any:
         nonlocal authenticated

@@ -31,7 +31,9 @@ RESOLVED_QUERY = "{ organization { name teams { pageInfo { hasNextPage } } } }"
 SECRET = "secret detail"
 
 
-def auth(token: str, accept: str | None = None) -> dict[str, str]:
+def auth(token: str | None, accept: str | None = None) -> dict[str, str]:
+    """Headers with `token`: the demo's admin token, which a fresh seed always returns."""
+    assert token is not None, "no token: seed_demo returns it only when it creates the demo"
     headers = {"Authorization": f"Bearer {token}"}
     if accept is not None:
         headers["Accept"] = accept

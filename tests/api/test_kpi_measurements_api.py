@@ -26,7 +26,8 @@ RECORD = """mutation($input: RecordKpiMeasurementsInput!) {
 
 async def dau_id(client: httpx.AsyncClient, token: str) -> str:
     kpis = await data(client, token, "{ kpis(first: 10) { nodes { id name } } }")
-    return next(k["id"] for k in kpis["kpis"]["nodes"] if k["name"] == "Daily active users")
+    kpi_id: str = next(k["id"] for k in kpis["kpis"]["nodes"] if k["name"] == "Daily active users")
+    return kpi_id
 
 
 async def measurements(db: AsyncSession) -> int:

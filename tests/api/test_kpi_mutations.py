@@ -397,7 +397,7 @@ async def test_another_org_cannot_touch_our_kpis(
     other, attacker = await other_org(db)
     theirs = await make_kpi(db, other)
     kpi_id, kr_id = gid("Kpi", kpi.id), gid("KeyResult", kr.id)
-    attempts = [
+    attempts: list[tuple[str, str, dict[str, Any]]] = [
         (UPDATE, "updateKpi", {"input": {"id": kpi_id, "name": "Pwned"}}),
         (ARCHIVE, "archiveKpi", {"id": kpi_id}),
         (LINK, "linkKpi", {"input": {"kpiId": kpi_id, "keyResultId": kr_id}}),

@@ -31,11 +31,13 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 async def post(
     client: httpx.AsyncClient,
-    token: str,
+    token: str | None,
     query: str,
     variables: dict[str, Any] | None = None,
     accept: str = GRAPHQL_RESPONSE,
 ) -> httpx.Response:
+    # Called with the demo's admin token, which a fresh seed (the test's own) always returns.
+    assert token is not None, "no token: seed_demo returns it only when it creates the demo"
     return await client.post(
         "/graphql",
         json={"query": query, "variables": variables},

@@ -55,7 +55,8 @@ CREATE_OBJECTIVE = f"""mutation($input: CreateObjectiveInput!) {{
 
 async def quarter(client: httpx.AsyncClient, token: str) -> str:
     d = await data(client, token, "{ cycles(first: 5) { nodes { id cadence } } }")
-    return next(c["id"] for c in d["cycles"]["nodes"] if c["cadence"] == "QUARTER")
+    cycle_id: str = next(c["id"] for c in d["cycles"]["nodes"] if c["cadence"] == "QUARTER")
+    return cycle_id
 
 
 @pytest.mark.parametrize(
@@ -80,6 +81,7 @@ async def test_who_may_create_objectives(
 ) -> None:
     known = await ids(client, demo.admin_token or "")
     token, secret = await make_token(db, demo.org_id, role=role, scopes=["read", "write", "admin"])
+    assert token.person_id is not None  # make_token gave it a new person
     team_id = known["Growth"]
     if team_role is not None:
         from okrgraph.schema.node import expect_id

@@ -29,7 +29,9 @@ async def team_count(db: AsyncSession) -> int:
     return int((await db.execute(select(func.count()).select_from(Team))).scalar_one())
 
 
-async def test_admin_creates_team(client: httpx.AsyncClient, demo: SeedResult, db: AsyncSession):
+async def test_admin_creates_team(
+    client: httpx.AsyncClient, demo: SeedResult, db: AsyncSession
+) -> None:
     result = (await data(client, demo.admin_token, CREATE_TEAM, input={"name": "Research"}))[
         "createTeam"
     ]

@@ -77,7 +77,7 @@ async def test_progress_changes_reach_the_subscriber(
     stream = await schema.subscribe(
         SUBSCRIBE, context_value=ctx, variable_values={"ids": [wanted_id]}
     )
-    first = asyncio.ensure_future(stream.__anext__())  # type: ignore[union-attr]
+    first = asyncio.ensure_future(stream.__anext__())
     channel = progress_channel(org.id)
     await subscribed(redis_client, channel)
     # another organisation's channel and an unwanted id are not relayed
@@ -99,7 +99,7 @@ async def test_progress_changes_reach_the_subscriber(
             "previousValue": 0.1, "previousStatus": "AT_RISK",
         }
     }  # fmt: skip
-    await stream.aclose()  # type: ignore[union-attr]
+    await stream.aclose()
     await live.aclose()
 
 
@@ -121,7 +121,7 @@ async def test_the_subject_reads_as_of_delivery_with_fresh_loaders(
     for score in (0.2, 0.6):
         await db.execute(update(KeyResultRow).where(KeyResultRow.id == kr.id).values(score=score))
         await db.flush()
-        pending = asyncio.ensure_future(stream.__anext__())  # type: ignore[union-attr]
+        pending = asyncio.ensure_future(stream.__anext__())
         await subscribed(redis_client, progress_channel(org.id))
         await redis_client.publish(
             progress_channel(org.id), message(org.id, change("KEY_RESULT", kr.id, score))
@@ -133,7 +133,7 @@ async def test_the_subject_reads_as_of_delivery_with_fresh_loaders(
     assert [r["score"] for r in results] == [0.2, 0.6]
     assert results[1]["objective"]["id"] == to_global_id("Objective", kr.objective_id)
     assert ctx.session is None  # nothing held between events
-    await stream.aclose()  # type: ignore[union-attr]
+    await stream.aclose()
     await live.aclose()
 
 
@@ -165,8 +165,11 @@ async def test_anonymous_subscription_is_refused(
         request=None, sessionmaker=sessionmaker, principal=None, live=LiveHub(redis_client)
     )
     stream = await schema.subscribe(SUBSCRIBE, context_value=ctx)
-    result = await stream.__anext__()  # type: ignore[union-attr]
-    assert result.errors[0].extensions["code"] == "UNAUTHENTICATED"
+    result = await stream.__anext__()
+    assert result.errors is not None, result
+    extensions = result.errors[0].extensions
+    assert extensions is not None
+    assert extensions["code"] == "UNAUTHENTICATED"
 
 
 # --- over a real websocket ----------------------------------------------------------

@@ -233,6 +233,7 @@ async def test_subscribing_to_another_organisations_ids_relays_nothing_of_theirs
     await redis_client.publish(channel, progress(a.org_id, a.id("obj_company")))
     result = await asyncio.wait_for(first, 5)
     assert result.errors is None, result.errors
+    assert result.data is not None
     assert result.data["progressChanged"]["subject"]["id"] == wanted[1]
     await stream.aclose()
     await live.aclose()

@@ -39,6 +39,7 @@ async def test_team_leads_rule_the_teams_below_theirs_only(
     client: httpx.AsyncClient, db: AsyncSession, demo: SeedResult
 ) -> None:
     # `people.team` (led by `lead`, with `member`) > `sub` (led by `sub_lead`) > `subsub`
+    assert demo.admin_token is not None  # a fresh seed (the test's own) returns it
     people = await cast(db, demo.org_id, demo.admin_token)
     org = people.org_id
     sub = await make_team(db, org, parent_team_id=people.team_id)
