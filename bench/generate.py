@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -95,6 +95,32 @@ async def generate(conn: asyncpg.Connection, spec: Spec, now: datetime | None = 
     rnd = random.Random(spec.seed)
     now = now or datetime.now(UTC)
     org = Org(uuid.uuid4(), uuid.uuid4())
+    await _insert_org_and_cycle(conn, org, now.date())
+    team_ids = await _copy_teams_and_people(conn, org, spec)
+    objectives = await _copy_objectives(conn, org, spec, rnd, team_ids)
+    krs, check_ins, children_krs = _key_results(org, spec, rnd, now)
+    await _copy(conn, "key_results", KEY_RESULT_COLUMNS, krs)
+    await _copy(
+        conn,
+        "check_ins",
+        ["org_id", "id", "key_result_id", "value", "confidence", "effective_at", "recorded_at"],
+        check_ins,
+    )
+    edges = await _copy_alignments(conn, org, rnd, children_krs)
+    measurements = await _copy_kpis(conn, org, spec, rnd, now, krs)
+    await conn.execute("ANALYZE")
+    org.counts = {
+        "objectives": len(objectives),
+        "key_results": len(krs),
+        "alignments": len(edges),
+        "check_ins": len(check_ins),
+        "kpi_measurements": len(measurements),
+    }
+    return org
+
+
+async def _insert_org_and_cycle(conn: asyncpg.Connection, org: Org, today: date) -> None:
+    """The organisation and its one active quarter, today in its middle."""
     o = org.org_id
     await conn.execute(
         "INSERT INTO organizations (id, name, slug, cycle_cadence, rollup_mode, "
@@ -103,7 +129,6 @@ async def generate(conn: asyncpg.Connection, spec: Spec, now: datetime | None = 
         o,
         f"bench-{o.hex[:12]}",
     )
-    today = now.date()
     await conn.execute(
         "INSERT INTO cycles (org_id, id, name, cadence, starts_on, ends_on, state) "
         "VALUES ($1, $2, 'bench', 'QUARTER', $3, $4, 'ACTIVE')",
@@ -112,6 +137,11 @@ async def generate(conn: asyncpg.Connection, spec: Spec, now: datetime | None = 
         today - timedelta(days=45),
         today + timedelta(days=45),
     )
+
+
+async def _copy_teams_and_people(conn: asyncpg.Connection, org: Org, spec: Spec) -> list[uuid.UUID]:
+    """Flat teams and MEMBER people (kept in `org.person_ids`); returns the team ids."""
+    o = org.org_id
     team_ids = _uuids(spec.teams)
     await _copy(
         conn,
@@ -126,7 +156,18 @@ async def generate(conn: asyncpg.Connection, spec: Spec, now: datetime | None = 
         ["org_id", "id", "name", "email", "org_role"],
         [(o, p, f"p{i}", f"p{i}@bench.example", "MEMBER") for i, p in enumerate(org.person_ids)],
     )
+    return team_ids
 
+
+async def _copy_objectives(
+    conn: asyncpg.Connection,
+    org: Org,
+    spec: Spec,
+    rnd: random.Random,
+    team_ids: list[uuid.UUID],
+) -> list[tuple[object, ...]]:
+    """Company, team and individual objectives (their ids kept in `org`), each owned by
+    a random team and person; enough individual ones for `spec.krs` key results."""
     kpo = spec.krs_per_objective
     n_team = spec.team_objectives or max(1, spec.krs // 50)
     n_individual = max(1, spec.krs // kpo - spec.company_objectives - n_team)
@@ -135,7 +176,7 @@ async def generate(conn: asyncpg.Connection, spec: Spec, now: datetime | None = 
         _uuids(n_team),
         _uuids(n_individual),
     )
-    objectives = []
+    objectives: list[tuple[object, ...]] = []
     for level, ids, driver in (
         ("COMPANY", org.company, "BOTH"),
         ("TEAM", org.team, "BOTH"),
@@ -144,7 +185,7 @@ async def generate(conn: asyncpg.Connection, spec: Spec, now: datetime | None = 
         for oid in ids:
             objectives.append(
                 (
-                    o,
+                    org.org_id,
                     oid,
                     org.cycle_id,
                     "objective",
@@ -173,45 +214,60 @@ async def generate(conn: asyncpg.Connection, spec: Spec, now: datetime | None = 
         ],
         objectives,
     )
+    return objectives
 
+
+KEY_RESULT_COLUMNS = [
+    "org_id",
+    "id",
+    "objective_id",
+    "title",
+    "kind",
+    "start_value",
+    "target_value",
+    "current_value",
+    "weight",
+    "progress_driver",
+    "stretch",
+    "state",
+    "status",
+]
+DRIVER = KEY_RESULT_COLUMNS.index("progress_driver")
+
+
+def _key_results(
+    org: Org, spec: Spec, rnd: random.Random, now: datetime
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], list[uuid.UUID]]:
+    """`krs_per_objective` key results per objective up to `spec.krs` (COPY records in
+    KEY_RESULT_COLUMNS order), their check-ins, and the CHILDREN-driven ones' ids.
+    Check-in driven individual KRs are kept in `org.leaf_krs` (INCREASE ones also in
+    `org.increase_leaf_krs`)."""
     # COPY records: one tuple of column values per row (mixed types; NULLs as None).
     krs: list[tuple[object, ...]] = []
     check_ins: list[tuple[object, ...]] = []
     children_krs: list[uuid.UUID] = []
-    all_objectives = org.company + org.team + org.individual
     company, team, individual = set(org.company), set(org.team), set(org.individual)
-    for oid in all_objectives:
-        for _ in range(kpo):
+    for oid in org.company + org.team + org.individual:
+        for _ in range(spec.krs_per_objective):
             if len(krs) >= spec.krs:
                 break
             kid, kind = uuid.uuid4(), rnd.choice(KINDS)
             start, target = (100.0, 0.0) if kind == "DECREASE" else (0.0, 100.0)
             if kind == "MILESTONE":
                 target = 1.0
-            driver = "CHECK_INS"
-            if oid in team and rnd.random() < 0.05:
-                driver = "CHILDREN"
+            driver = _driver(rnd, oid in team, spec.kpi_driven_share)
+            if driver == "CHILDREN":
                 children_krs.append(kid)
-            elif rnd.random() < spec.kpi_driven_share:
-                driver = "KPI"
             current = None
             if driver == "CHECK_INS" and oid not in company:
-                effective = now - timedelta(days=spec.check_ins_per_kr + 1)
-                for _ in range(spec.check_ins_per_kr):
-                    effective += timedelta(days=1)
-                    current = (
-                        float(rnd.randint(0, 1)) if kind == "MILESTONE" else rnd.uniform(-10, 110)
-                    )
-                    check_ins.append(
-                        (o, uuid.uuid4(), kid, current, rnd.randint(0, 10), effective, effective)
-                    )
+                current = _add_check_ins(check_ins, org.org_id, kid, kind, spec, rnd, now)
                 if oid in individual:
                     org.leaf_krs.append(kid)
                     if kind == "INCREASE":
                         org.increase_leaf_krs.append(kid)
             krs.append(
                 (
-                    o,
+                    org.org_id,
                     kid,
                     oid,
                     "kr",
@@ -226,33 +282,43 @@ async def generate(conn: asyncpg.Connection, spec: Spec, now: datetime | None = 
                     "NOT_STARTED",
                 )
             )
-    await _copy(
-        conn,
-        "key_results",
-        [
-            "org_id",
-            "id",
-            "objective_id",
-            "title",
-            "kind",
-            "start_value",
-            "target_value",
-            "current_value",
-            "weight",
-            "progress_driver",
-            "stretch",
-            "state",
-            "status",
-        ],
-        krs,
-    )
-    await _copy(
-        conn,
-        "check_ins",
-        ["org_id", "id", "key_result_id", "value", "confidence", "effective_at", "recorded_at"],
-        check_ins,
-    )
+    return krs, check_ins, children_krs
 
+
+def _driver(rnd: random.Random, of_team_objective: bool, kpi_driven_share: float) -> str:
+    """A few team KRs roll up child objectives, a share follow a KPI, the rest check-ins."""
+    if of_team_objective and rnd.random() < 0.05:
+        return "CHILDREN"
+    if rnd.random() < kpi_driven_share:
+        return "KPI"
+    return "CHECK_INS"
+
+
+def _add_check_ins(
+    check_ins: list[tuple[object, ...]],
+    o: uuid.UUID,
+    kid: uuid.UUID,
+    kind: str,
+    spec: Spec,
+    rnd: random.Random,
+    now: datetime,
+) -> float | None:
+    """Daily check-ins of the key result up to yesterday; returns the latest value."""
+    effective = now - timedelta(days=spec.check_ins_per_kr + 1)
+    current: float | None = None
+    for _ in range(spec.check_ins_per_kr):
+        effective += timedelta(days=1)
+        current = float(rnd.randint(0, 1)) if kind == "MILESTONE" else rnd.uniform(-10, 110)
+        check_ins.append((o, uuid.uuid4(), kid, current, rnd.randint(0, 10), effective, effective))
+    return current
+
+
+async def _copy_alignments(
+    conn: asyncpg.Connection, org: Org, rnd: random.Random, children_krs: list[uuid.UUID]
+) -> list[tuple[object, ...]]:
+    """Team objectives under one or two company objectives; individual ones under one or
+    two team objectives (a few not contributing), a few also under a CHILDREN-driven KR."""
+    o = org.org_id
     edges: list[tuple[object, ...]] = []
     for tid in org.team:
         for parent in rnd.sample(
@@ -279,7 +345,20 @@ async def generate(conn: asyncpg.Connection, spec: Spec, now: datetime | None = 
         ],
         edges,
     )
+    return edges
 
+
+async def _copy_kpis(
+    conn: asyncpg.Connection,
+    org: Org,
+    spec: Spec,
+    rnd: random.Random,
+    now: datetime,
+    krs: list[tuple[object, ...]],
+) -> list[tuple[object, ...]]:
+    """The KPIs with daily measurements, each KPI-driven key result linked to a random
+    one; returns the measurements."""
+    o = org.org_id
     kpi_ids = _uuids(spec.kpis)
     await _copy(
         conn,
@@ -290,7 +369,7 @@ async def generate(conn: asyncpg.Connection, spec: Spec, now: datetime | None = 
             for i, k in enumerate(kpi_ids)
         ],
     )
-    measurements = [
+    measurements: list[tuple[object, ...]] = [
         (o, uuid.uuid4(), k, rnd.uniform(0, 120), now - timedelta(days=d), "bench", f"{k.hex}-{d}")
         for k in kpi_ids
         for d in range(spec.measurements_per_kpi)
@@ -301,19 +380,11 @@ async def generate(conn: asyncpg.Connection, spec: Spec, now: datetime | None = 
         ["org_id", "id", "kpi_id", "value", "measured_at", "source", "external_id"],
         measurements,
     )
-    kpi_krs = [r[1] for r in krs if r[9] == "KPI"]
+    kpi_krs = [r[1] for r in krs if r[DRIVER] == "KPI"]
     await _copy(
         conn,
         "kpi_links",
         ["org_id", "id", "kpi_id", "key_result_id"],
         [(o, uuid.uuid4(), rnd.choice(kpi_ids), k) for k in kpi_krs] if kpi_ids else [],
     )
-    await conn.execute("ANALYZE")
-    org.counts = {
-        "objectives": len(objectives),
-        "key_results": len(krs),
-        "alignments": len(edges),
-        "check_ins": len(check_ins),
-        "kpi_measurements": len(measurements),
-    }
-    return org
+    return measurements
