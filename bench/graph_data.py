@@ -108,11 +108,30 @@ def _status(score: float) -> str:
 def build(org_id: uuid.UUID, sizes: Sizes, now: datetime) -> Rows:
     rnd = random.Random(sizes.seed)
     rows = Rows(org_id)
+    base = now - timedelta(days=50)
+    teams = _teams(rows, sizes)
+    people = _people_in_teams(rows, sizes, teams)
+    quarter = _cycles(rows)
+    objectives, team_objectives = _objectives(rows, sizes, rnd, teams, people, quarter, base)
+    key_results = _key_results(rows, sizes, rnd, objectives, people, base)
+    _check_ins(rows, sizes, rnd, key_results, now)
+    team_kpis = _kpis(rows, sizes, rnd, teams, now)
+    _kpi_links(rows, team_objectives, team_kpis, key_results, base)
+    return rows
+
+
+def _teams(rows: Rows, sizes: Sizes) -> list[uuid.UUID]:
+    """A tenth of the teams are departments; the rest are squads under them, in turn."""
     departments = max(1, sizes.teams // 10)
     teams: list[uuid.UUID] = []
     for n in range(sizes.teams):
         parent = teams[n % departments] if n >= departments else None
         teams.append(rows.add("teams", name=f"Team {n:03}", parent_team_id=parent))
+    return teams
+
+
+def _people_in_teams(rows: Rows, sizes: Sizes, teams: list[uuid.UUID]) -> list[uuid.UUID]:
+    """People round robin over the teams, the first of each its LEAD; person 0 an ADMIN."""
     members: dict[int, list[uuid.UUID]] = {t: [] for t in range(sizes.teams)}
     people: list[uuid.UUID] = []
     for n in range(sizes.people):
@@ -125,7 +144,11 @@ def build(org_id: uuid.UUID, sizes: Sizes, now: datetime) -> Rows:
         lead = "LEAD" if not members[team] else "MEMBER"
         rows.add("memberships", team_id=teams[team], person_id=person, role=lead)
         members[team].append(person)
+    return people
 
+
+def _cycles(rows: Rows) -> uuid.UUID:
+    """The year 2026 and its quarter 2026-Q4, both active; returns the quarter."""
     year = rows.add(
         "cycles",
         name="2026",
@@ -134,7 +157,7 @@ def build(org_id: uuid.UUID, sizes: Sizes, now: datetime) -> Rows:
         ends_on=date(2026, 12, 31),
         state="ACTIVE",
     )
-    quarter = rows.add(
+    return rows.add(
         "cycles",
         name="2026-Q4",
         cadence="QUARTER",
@@ -144,12 +167,24 @@ def build(org_id: uuid.UUID, sizes: Sizes, now: datetime) -> Rows:
         state="ACTIVE",
     )
 
+
+def _objectives(
+    rows: Rows,
+    sizes: Sizes,
+    rnd: random.Random,
+    teams: list[uuid.UUID],
+    people: list[uuid.UUID],
+    quarter: uuid.UUID,
+    base: datetime,
+) -> tuple[list[uuid.UUID], dict[int, list[uuid.UUID]]]:
+    """1% COMPANY, 45% TEAM (round robin over the teams, aligned to a company one), the
+    rest INDIVIDUAL (aligned to a team objective of the owner's team, else a company
+    one); returns all objectives and the team objectives by team."""
     company_n = max(1, sizes.objectives // 100)
     team_n = min(sizes.objectives - company_n, round(sizes.objectives * 0.45))
     objectives: list[uuid.UUID] = []
     company: list[uuid.UUID] = []
     team_objectives: dict[int, list[uuid.UUID]] = {t: [] for t in range(sizes.teams)}
-    base = now - timedelta(days=50)
     for n in range(sizes.objectives):
         fields: dict[str, Any] = {"level": Level.COMPANY.name}
         if company_n <= n < company_n + team_n:
@@ -191,7 +226,19 @@ def build(org_id: uuid.UUID, sizes: Sizes, now: datetime) -> Rows:
                 weight=1.0,
                 created_at=base,
             )
+    return objectives, team_objectives
 
+
+def _key_results(
+    rows: Rows,
+    sizes: Sizes,
+    rnd: random.Random,
+    objectives: list[uuid.UUID],
+    people: list[uuid.UUID],
+    base: datetime,
+) -> list[dict[str, Any]]:
+    """INCREASE key results round robin over the objectives, not yet checked in;
+    returns their rows (`_check_ins` fills in what follows from the check-ins)."""
     key_results: list[dict[str, Any]] = []
     for n in range(sizes.key_results):
         objective_n = n % sizes.objectives
@@ -214,6 +261,18 @@ def build(org_id: uuid.UUID, sizes: Sizes, now: datetime) -> Rows:
             created_at=base + timedelta(seconds=n),
         )
         key_results.append(rows.tables["key_results"][-1])
+    return key_results
+
+
+def _check_ins(
+    rows: Rows,
+    sizes: Sizes,
+    rnd: random.Random,
+    key_results: list[dict[str, Any]],
+    now: datetime,
+) -> None:
+    """Check-ins round robin over the key results, weekly, the newest 1-5 days ago; the
+    newest sets its key result's current value, confidence, score and status."""
     for n in range(sizes.check_ins):
         kr = key_results[n % sizes.key_results]
         week = n // sizes.key_results
@@ -240,6 +299,12 @@ def build(org_id: uuid.UUID, sizes: Sizes, now: datetime) -> Rows:
                 status=_status(score),
             )
 
+
+def _kpis(
+    rows: Rows, sizes: Sizes, rnd: random.Random, teams: list[uuid.UUID], now: datetime
+) -> dict[int, list[uuid.UUID]]:
+    """KPIs round robin over the teams with 12 weekly measurements, the latest value and
+    health kept on the KPI as ingestion would; returns the KPIs by team."""
     team_kpis: dict[int, list[uuid.UUID]] = {t: [] for t in range(sizes.teams)}
     for n in range(sizes.kpis):
         team = n % sizes.teams
@@ -270,6 +335,18 @@ def build(org_id: uuid.UUID, sizes: Sizes, now: datetime) -> Rows:
                 measured_at=now - timedelta(days=1 + 7 * week),
                 external_id=f"{n}-{week}",
             )
+    return team_kpis
+
+
+def _kpi_links(
+    rows: Rows,
+    team_objectives: dict[int, list[uuid.UUID]],
+    team_kpis: dict[int, list[uuid.UUID]],
+    key_results: list[dict[str, Any]],
+    base: datetime,
+) -> None:
+    """Each team objective kept on course by one KPI of its team; every fifth one's
+    first key result measured by it."""
     by_objective = {kr["objective_id"]: kr["id"] for kr in reversed(key_results)}
     for team, owned in team_objectives.items():
         for i, objective in enumerate(owned):
@@ -281,7 +358,6 @@ def build(org_id: uuid.UUID, sizes: Sizes, now: datetime) -> Rows:
                 rows.add(
                     "kpi_links", kpi_id=kpi, key_result_id=by_objective[objective], created_at=base
                 )
-    return rows
 
 
 async def find_org(conn: asyncpg.Connection, sizes: Sizes) -> uuid.UUID | None:
