@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okrgraph.domain import clock
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.models.enums import OrgRole
-from okrgraph.domain.scores.service import process_pending_events
+from okrgraph.domain.scores.pending_events import process_pending_events
 from okrgraph.schema.node import to_global_id
 from tests.factories import make_cycle, make_key_result, make_objective, make_org, make_token
 from tests.gql import data

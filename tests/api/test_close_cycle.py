@@ -36,11 +36,8 @@ from okrgraph.domain.models.enums import (
     OrgRole,
     Outcome,
 )
-from okrgraph.domain.scores.service import (
-    full_recalculation,
-    process_pending_events,
-    sync_kpis,
-)
+from okrgraph.domain.scores.pending_events import process_pending_events
+from okrgraph.domain.scores.service import full_recalculation, sync_kpis
 from okrgraph.schema.node import to_global_id
 from tests.api.security.world import changed, snapshot
 from tests.factories import (

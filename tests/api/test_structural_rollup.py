@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.models import KeyResult, Objective
-from okrgraph.domain.scores.service import full_recalculation, process_pending_events
+from okrgraph.domain.scores.pending_events import process_pending_events
+from okrgraph.domain.scores.service import full_recalculation
 from okrgraph.domain.seed import SeedResult
 from tests.gql import data
 

@@ -13,7 +13,7 @@ from okrgraph.domain.errors import NotFound, ValidationFailed
 from okrgraph.domain.kpis.service import MeasurementInput, record_kpi_measurements
 from okrgraph.domain.models import KeyResult, Kpi, KpiLink, KpiMeasurement, Objective, OutboxEvent
 from okrgraph.domain.models.enums import Direction, Health, KeyResultDriver
-from okrgraph.domain.scores.service import process_pending_events
+from okrgraph.domain.scores.pending_events import process_pending_events
 from tests.worker.graphs import MIDWAY, GraphBuilder
 
 

@@ -28,7 +28,8 @@ from okrgraph.domain.models.enums import (
     ObjectiveDriver,
     ObjectiveState,
 )
-from okrgraph.domain.scores.service import full_recalculation, process_pending_events
+from okrgraph.domain.scores.pending_events import process_pending_events
+from okrgraph.domain.scores.service import full_recalculation
 from tests.domain.score_model import model
 from tests.worker.graphs import MIDWAY, GraphBuilder
 

@@ -47,7 +47,7 @@ class OutboxEvent(TenantMixin, Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     processed_at: Mapped[datetime | None]
     # Set by the score pipeline on a recalculation event it could not process
-    # (scores.service.process_pending_events): when, and why in one line.
+    # (scores.pending_events.process_pending_events): when, and why in one line.
     failed_at: Mapped[datetime | None]
     failure: Mapped[str | None] = mapped_column(String(500))
 

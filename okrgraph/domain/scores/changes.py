@@ -2,7 +2,7 @@
 is recorded so that it is announced like the roll-up's own (exactly once).
 
 The roll-up writes its changes' history rows and `score.changed` events in SQL
-(service._RECORD). A service that writes a score synchronously (a check-in sets
+(rollup._RECORD). A service that writes a score synchronously (a check-in sets
 its key result's score) records the same two rows with `record_written` and
 passes the change along in its recalculation request (`requests.py`): the job
 that consumes the request announces it with the roll-up's changes, and the

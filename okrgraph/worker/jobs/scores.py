@@ -14,8 +14,8 @@ from typing import Any, cast
 from okrgraph.domain.db import tenant_session
 from okrgraph.domain.live import ProgressChanged, SubjectChange, SubjectType, progress_channel
 from okrgraph.domain.outbox.jobs import recalculation_job
-from okrgraph.domain.scores import service
-from okrgraph.domain.scores.service import ScoreChange
+from okrgraph.domain.scores import pending_events, service
+from okrgraph.domain.scores.changes import ScoreChange
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ async def recalculate_scores(ctx: dict[str, Any], org_id: str) -> dict[str, int]
     queue = ctx.get("redis")
     for _ in range(MAX_ROUNDS):
         async with tenant_session(ctx["sessionmaker"], org) as session:
-            result = await service.process_pending_events(session, org, wait=queue is None)
+            result = await pending_events.process_pending_events(session, org, wait=queue is None)
         if result.busy and queue is not None:
             name, kwargs = recalculation_job(org)
             await queue.enqueue_job(name, **kwargs)
