@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.cycles.closing import CarryOverPolicy, Closing, close_cycle
+from okrgraph.domain.cycles.carry_over import CarryOverPolicy
+from okrgraph.domain.cycles.closing import Closing, close_cycle
 from okrgraph.domain.models import Cycle
 from okrgraph.domain.models.enums import CycleState, SubjectType
 from okrgraph.domain.scores.queries import org_timezone

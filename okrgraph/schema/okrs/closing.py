@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.cycles import closing
-from okrgraph.domain.cycles.closing import CarryOverPolicy, Closing
+from okrgraph.domain.cycles.carry_over import CarryOverPolicy
+from okrgraph.domain.cycles.closing import Closing
 from okrgraph.domain.models import Cycle as CycleRow
 from okrgraph.schema.context import Info
 from okrgraph.schema.enums import Outcome
