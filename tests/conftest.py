@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -145,18 +146,18 @@ async def app_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def db_connection(app_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+async def db_connection(app_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     async with app_engine.connect() as conn:
         trans = await conn.begin()
-        yield conn  # type: ignore[misc]
+        yield conn
         await trans.rollback()
 
 
 @pytest.fixture
-def sessionmaker(db_connection: object) -> async_sessionmaker[AsyncSession]:
+def sessionmaker(db_connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
     """Sessions inside the test's transaction: `session.begin()` makes a savepoint."""
     return async_sessionmaker(
-        bind=db_connection,  # type: ignore[arg-type]
+        bind=db_connection,
         expire_on_commit=False,
         autoflush=False,
         join_transaction_mode="create_savepoint",

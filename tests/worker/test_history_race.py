@@ -49,7 +49,8 @@ async def gql(http: httpx.AsyncClient, query: str, **variables: Any) -> dict[str
     response = await http.post("/graphql", json={"query": query, "variables": variables})
     body: dict[str, Any] = response.json()
     assert "errors" not in body, body
-    return body["data"]
+    data: dict[str, Any] = body["data"]
+    return data
 
 
 async def one_client(http: httpx.AsyncClient, objective: str) -> list[tuple[str, datetime]]:
@@ -135,8 +136,8 @@ async def test_check_ins_racing_the_roll_up_keep_a_true_history(
         found = await histories(committed, c.org_id)
         raced = {kr for kr in found if kr not in set(c.person_krs) | {c.team_kr, c.company_kr}}
         assert len(raced) == CLIENTS * PER_CLIENT * ROUNDS
-        for kr in raced:
-            true_record(str(kr), found[kr])
+        for raced_kr in raced:
+            true_record(str(raced_kr), found[raced_kr])
 
 
 async def test_a_burst_on_one_key_result_beside_full_recalculations_keeps_a_true_history(

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def spawn(args: list[str], db_url: str, redis_url: str, log: Path) -> subprocess
 
 
 @pytest.fixture
-def processes(tmp_path: Path) -> AsyncIterator[Callable[..., subprocess.Popen[bytes]]]:
+def processes(tmp_path: Path) -> Iterator[Callable[[list[str], str, str], subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(args: list[str], db_url: str, redis_url: str) -> subprocess.Popen[bytes]:
@@ -57,7 +57,7 @@ def processes(tmp_path: Path) -> AsyncIterator[Callable[..., subprocess.Popen[by
         started.append(proc)
         return proc
 
-    yield start  # type: ignore[misc]
+    yield start
     for proc in started:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
