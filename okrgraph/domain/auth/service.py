@@ -75,66 +75,15 @@ async def create_api_token(
 ) -> tuple[ApiToken, str]:
     """A token for a person (the caller unless given) or an integration; (row, secret)."""
     now = now or datetime.now(UTC)
-    if not principal.has_scope("write"):
-        raise Forbidden(
-            "A read-only token writes nothing, tokens included; use a write token.",
-            ErrorCode.MISSING_SCOPE,
-        )
-    if principal.person_id is None and not principal.is_admin:
-        raise Forbidden("Only admins create tokens for integrations.", ErrorCode.ADMIN_REQUIRED)
+    _check_may_create_tokens(principal)
     name = text_field(name, "input.name", max_length=200)
     wanted = _scopes(scopes)
-    if person_id is not None and integration_name is not None:
-        raise ValidationFailed(
-            "input.integrationName",
-            "A token is a person's or an integration's.",
-            ErrorCode.EXACTLY_ONE_OF,
-        )
-    if integration_name is not None:
-        integration_name = text_field(integration_name, "input.integrationName", max_length=200)
-    if expires_at is not None:
-        instant(expires_at, "input.expiresAt")
-        if expires_at <= now:
-            raise ValidationFailed(
-                "input.expiresAt", "Must lie in the future.", ErrorCode.NOT_IN_THE_FUTURE
-            )
-    if person_id is None and integration_name is None:
-        if principal.person_id is None:  # an admin integration: it has no self
-            raise ValidationFailed(
-                "input.personId", "Name a person or an integration.", ErrorCode.EXACTLY_ONE_OF
-            )
-        person_id = principal.person_id
-    own = person_id is not None and person_id == principal.person_id
-    if not own and not principal.is_admin:
-        raise Forbidden(
-            "Only admins create tokens for others or for integrations.", ErrorCode.ADMIN_REQUIRED
-        )
-    if not set(wanted) <= effective_scopes(principal):
-        raise Forbidden(
-            "A token cannot grant scopes the calling token lacks.", ErrorCode.MISSING_SCOPE
-        )
+    integration_name = _integration_name(person_id, integration_name)
+    _check_expiry(expires_at, now)
+    person_id = _holder(principal, person_id, integration_name)
+    _check_grantable(principal, person_id, wanted)
     if person_id is not None:
-        person = await _person(session, person_id)
-        allowed = ROLE_SCOPES[person.org_role]
-        if not set(wanted) <= allowed:
-            raise ValidationFailed(
-                "input.scopes",
-                f"A {person.org_role.value} may hold at most: {', '.join(sorted(allowed))}.",
-                ErrorCode.SCOPE_NOT_ALLOWED,
-            )
-        live = (
-            await session.execute(
-                select(ApiToken.id).where(
-                    ApiToken.person_id == person_id, ApiToken.revoked_at.is_(None)
-                )
-            )
-        ).all()
-        if len(live) >= MAX_TOKENS_PER_PERSON:
-            raise ValidationFailed(
-                "input",
-                f"At most {MAX_TOKENS_PER_PERSON} live tokens per person.",
-                ErrorCode.TOO_MANY,
-            )
+        await _check_person_may_hold(session, person_id, wanted)
     token, secret = await create_token(
         session,
         principal.org_id,
@@ -159,6 +108,92 @@ async def create_api_token(
         },
     )
     return token, secret
+
+
+def _check_may_create_tokens(principal: Principal) -> None:
+    if not principal.has_scope("write"):
+        raise Forbidden(
+            "A read-only token writes nothing, tokens included; use a write token.",
+            ErrorCode.MISSING_SCOPE,
+        )
+    if principal.person_id is None and not principal.is_admin:
+        raise Forbidden("Only admins create tokens for integrations.", ErrorCode.ADMIN_REQUIRED)
+
+
+def _integration_name(person_id: uuid.UUID | None, integration_name: str | None) -> str | None:
+    """The integration's name, checked; a token is a person's or an integration's."""
+    if person_id is not None and integration_name is not None:
+        raise ValidationFailed(
+            "input.integrationName",
+            "A token is a person's or an integration's.",
+            ErrorCode.EXACTLY_ONE_OF,
+        )
+    if integration_name is None:
+        return None
+    return text_field(integration_name, "input.integrationName", max_length=200)
+
+
+def _check_expiry(expires_at: datetime | None, now: datetime) -> None:
+    if expires_at is not None:
+        instant(expires_at, "input.expiresAt")
+        if expires_at <= now:
+            raise ValidationFailed(
+                "input.expiresAt", "Must lie in the future.", ErrorCode.NOT_IN_THE_FUTURE
+            )
+
+
+def _holder(
+    principal: Principal, person_id: uuid.UUID | None, integration_name: str | None
+) -> uuid.UUID | None:
+    """The person the token is for: the one named, else (no integration) the caller."""
+    if person_id is None and integration_name is None:
+        if principal.person_id is None:  # an admin integration: it has no self
+            raise ValidationFailed(
+                "input.personId", "Name a person or an integration.", ErrorCode.EXACTLY_ONE_OF
+            )
+        return principal.person_id
+    return person_id
+
+
+def _check_grantable(principal: Principal, person_id: uuid.UUID | None, wanted: list[str]) -> None:
+    """The caller may create this token: its own, or an admin's for anyone, and with no
+    scope the calling token lacks."""
+    own = person_id is not None and person_id == principal.person_id
+    if not own and not principal.is_admin:
+        raise Forbidden(
+            "Only admins create tokens for others or for integrations.", ErrorCode.ADMIN_REQUIRED
+        )
+    if not set(wanted) <= effective_scopes(principal):
+        raise Forbidden(
+            "A token cannot grant scopes the calling token lacks.", ErrorCode.MISSING_SCOPE
+        )
+
+
+async def _check_person_may_hold(
+    session: AsyncSession, person_id: uuid.UUID, wanted: list[str]
+) -> None:
+    """The person's role allows the scopes, and they hold fewer than the most live tokens."""
+    person = await _person(session, person_id)
+    allowed = ROLE_SCOPES[person.org_role]
+    if not set(wanted) <= allowed:
+        raise ValidationFailed(
+            "input.scopes",
+            f"A {person.org_role.value} may hold at most: {', '.join(sorted(allowed))}.",
+            ErrorCode.SCOPE_NOT_ALLOWED,
+        )
+    live = (
+        await session.execute(
+            select(ApiToken.id).where(
+                ApiToken.person_id == person_id, ApiToken.revoked_at.is_(None)
+            )
+        )
+    ).all()
+    if len(live) >= MAX_TOKENS_PER_PERSON:
+        raise ValidationFailed(
+            "input",
+            f"At most {MAX_TOKENS_PER_PERSON} live tokens per person.",
+            ErrorCode.TOO_MANY,
+        )
 
 
 def may_see_token(principal: Principal | None, token: ApiToken) -> bool:
