@@ -22,8 +22,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from okrgraph import devmode
+from okrgraph.domain.live import progress_channel
 from okrgraph.schema.node import from_global_id
-from okrgraph.worker.jobs.scores import progress_channel
 from tests.e2e.test_okr_dev import OkrDev, start, started
 
 __all__ = ["started"]  # the fixture, used by name

@@ -20,9 +20,9 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from okrgraph.domain.db import async_url, tenant_session
+from okrgraph.domain.live import progress_channel
 from okrgraph.domain.models import KeyResult, OutboxEvent
 from okrgraph.domain.outbox.jobs import recalculation_job
-from okrgraph.worker.jobs.scores import progress_channel
 from tests.worker.conftest import Committed, build_company
 from tests.worker.test_jobs import check_in, count, pending, progress
 from tests.worker.test_processes import next_change, processes  # noqa: F401 (fixture)

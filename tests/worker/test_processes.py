@@ -22,11 +22,11 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from okrgraph.domain.db import async_url, tenant_session
+from okrgraph.domain.live import progress_channel
 from okrgraph.domain.models import Objective
 from okrgraph.domain.outbox.jobs import recalculation_job
 from okrgraph.embedded import free_port
 from okrgraph.schema.node import to_global_id
-from okrgraph.worker.jobs.scores import progress_channel
 from tests.worker.conftest import Committed, build_company
 from tests.worker.test_jobs import CHECK_IN, admin_token, check_in, count, pending, progress
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from okrgraph.domain.live import progress_channel
 from okrgraph.embedded import EmbeddedRedis
-from okrgraph.worker.jobs.scores import progress_channel
 from okrgraph.worker.reconnect import backoff
 from tests.worker.conftest import Committed, build_company
 from tests.worker.test_jobs import check_in, count, pending, progress
