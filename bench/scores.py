@@ -35,6 +35,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from arq import create_pool
 from arq.connections import RedisSettings
+from redis.asyncio.client import PubSub
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -178,18 +179,12 @@ async def bench_incremental(
     )
 
 
-async def bench_latency(
-    sm: async_sessionmaker[AsyncSession], url: str, org: Org, rate: float, seconds: float
-) -> None:
-    redis = aioredis.Redis.from_url(REDIS_URL)
-    await redis.flushdb()
-    pool = await create_pool(RedisSettings.from_dsn(REDIS_URL))
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(f"okr:org:{org.org_id}:progress")
+async def _start_worker(url: str) -> asyncio.subprocess.Process:
+    """An `okr worker` process on the benchmark's database and Redis."""
     env = {k: v for k, v in os.environ.items() if k not in ("OKR_DATABASE_URL", "OKR_REDIS_URL")}
     env.update(DATABASE_URL=url, REDIS_URL=REDIS_URL)
     env.setdefault("OKR_SECRET_KEYS", new_key())  # the worker refuses to start without one
-    worker = await asyncio.create_subprocess_exec(
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "okrgraph",
@@ -198,28 +193,58 @@ async def bench_latency(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    arrivals: list[tuple[float, float]] = []  # (arrival, through)
-    wanted = [float("inf")]  # the `through` that ends the wait
-    reached = asyncio.Event()
 
-    async def listen() -> None:
+
+class _Progress:
+    """The worker's progress messages of one organisation: when each arrived, and the
+    newest check-in (`through`) its numbers include."""
+
+    def __init__(self, pubsub: PubSub) -> None:
+        self.pubsub = pubsub
+        self.arrivals: list[tuple[float, float]] = []  # (arrival, through)
+        self.wanted = float("inf")  # the `through` that ends the wait
+        self.reached = asyncio.Event()
+
+    async def listen(self) -> None:
         while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is not None:
                 through = json.loads(message["data"])["through"]
                 if through:
-                    arrivals.append((time.time(), datetime.fromisoformat(through).timestamp()))
-                    if arrivals[-1][1] >= wanted[0]:
-                        reached.set()
+                    at = datetime.fromisoformat(through).timestamp()
+                    self.arrivals.append((time.time(), at))
+                    if at >= self.wanted:
+                        self.reached.set()
 
-    async def settle(through: float, seconds: float) -> None:
-        wanted[0] = through
-        reached.clear()
-        if arrivals and arrivals[-1][1] >= through:
+    async def settle(self, through: float, seconds: float) -> None:
+        """Wait, at most `seconds`, for a message including the check-in at `through`."""
+        self.wanted = through
+        self.reached.clear()
+        if self.arrivals and self.arrivals[-1][1] >= through:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(reached.wait(), seconds)
+            await asyncio.wait_for(self.reached.wait(), seconds)
 
+    def latencies(self, sent: list[float], committed: dict[float, float]) -> list[float]:
+        """From each check-in's commit (the API's answer) to the first message with it."""
+        latencies = []
+        for at in sent:
+            done = next((arrival for arrival, through in self.arrivals if through >= at), None)
+            if done is not None:
+                latencies.append(done - committed[at])
+        return latencies
+
+
+async def bench_latency(
+    sm: async_sessionmaker[AsyncSession], url: str, org: Org, rate: float, seconds: float
+) -> None:
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    await redis.flushdb()
+    pool = await create_pool(RedisSettings.from_dsn(REDIS_URL))
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(f"okr:org:{org.org_id}:progress")
+    worker = await _start_worker(url)
+    progress = _Progress(pubsub)
     committed: dict[float, float] = {}  # check-in time -> commit time
 
     async def one(kr: uuid.UUID, value: float) -> float:
@@ -231,11 +256,11 @@ async def bench_latency(
         await pool.enqueue_job(name, **kwargs)
         return now.timestamp()
 
-    listener = asyncio.create_task(listen())
+    listener = asyncio.create_task(progress.listen())
     leaves = org.increase_leaf_krs  # 0 -> 100: every new value below moves the score
     try:
-        await settle(await one(leaves[-1], 5.0 + rate), 60)  # warm-up: the worker answers
-        arrivals.clear()
+        await progress.settle(await one(leaves[-1], 5.0 + rate), 60)  # warm-up: the worker answers
+        progress.arrivals.clear()
         count = max(1, int(rate * seconds))
         started = time.perf_counter()
         tasks = []
@@ -248,7 +273,7 @@ async def bench_latency(
             tasks.append(asyncio.create_task(one(kr, value)))
         sent = await asyncio.gather(*tasks)
         achieved = count / (time.perf_counter() - started)
-        await settle(max(sent), 30)
+        await progress.settle(max(sent), 30)
     finally:
         listener.cancel()
         worker.send_signal(signal.SIGTERM)
@@ -256,18 +281,14 @@ async def bench_latency(
         await pubsub.aclose()
         await redis.aclose()
         await pool.aclose()
-    latencies = []  # from the commit (the API's answer) to the worker's message
-    for at in sent:
-        done = next((arrival for arrival, through in arrivals if through >= at), None)
-        if done is not None:
-            latencies.append(done - committed[at])
+    latencies = progress.latencies(sent, committed)
     emit(
         bench="check_in_to_converged",
         rate_per_s=rate,
         achieved_rate_per_s=round(achieved, 1),
         check_ins=len(sent),
         converged=len(latencies),
-        publishes=len(arrivals),
+        publishes=len(progress.arrivals),
         p50_ms=round(statistics.median(latencies) * 1000, 1) if latencies else None,
         p95_ms=round(pct(latencies, 0.95) * 1000, 1) if latencies else None,
     )
