@@ -10,7 +10,7 @@ from okrgraph.schema.auth.types import ApiToken
 from okrgraph.schema.compiled.extension import CompiledReads
 from okrgraph.schema.config import schema_config
 from okrgraph.schema.errors import OkrSchema
-from okrgraph.schema.execution import FastExecutionContext
+from okrgraph.schema.execution import BudgetedExecutionContext
 from okrgraph.schema.extensions import TransactionExtension
 from okrgraph.schema.kpis.measurement_mutations import KpiMeasurementMutations
 from okrgraph.schema.kpis.mutations import KpiMutations
@@ -78,5 +78,5 @@ schema = OkrSchema(
     types=NODE_TYPES,
     extensions=[TransactionExtension, *limit_extensions(), CompiledReads],
     config=schema_config(),
-    execution_context_class=FastExecutionContext,
+    execution_context_class=BudgetedExecutionContext,
 )

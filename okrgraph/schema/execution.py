@@ -1,15 +1,6 @@
-"""A faster path through graphql-core's executor for plain scalar fields.
+"""graphql-core's executor, held to a budget and sharing the event loop.
 
-A tree query returns tens of thousands of fields, most of them plain
-attributes (`title`, `score`, `value`). graphql-core executes each one in
-full: a path, a resolve-info object, argument coercion, Strawberry's wrapper,
-then completion. For a Strawberry "basic" field (no resolver, arguments,
-permissions or extensions) whose type is a scalar or an enum, that comes down
-to reading the attribute and serializing it, which is what this does. Anything
-else — a null (the non-null check), a failed serialization, any other field —
-takes graphql-core's own path, so errors, paths and ordering stay the same.
-
-It also holds every execution to its budget (limits.py): at most
+Every execution is held to its budget (limits.py): at most
 `MAX_RESPONSE_VALUES` completed values and `MAX_EXECUTION_MS` spent completing
 them on the event loop, else the whole result is one RESPONSE_TOO_LARGE or
 EXECUTION_TOO_LONG error. And it never holds the loop for long: once a request
@@ -27,19 +18,12 @@ import contextvars
 import inspect
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any, cast
+from typing import Any
 
 import graphql
 import graphql.execution.executor as graphql_executor
-from graphql import (
-    ExecutionResult,
-    GraphQLEnumType,
-    GraphQLError,
-    GraphQLNonNull,
-    GraphQLObjectType,
-    GraphQLScalarType,
-)
-from graphql.pyutils import Path, Undefined
+from graphql import ExecutionResult, GraphQLError, GraphQLObjectType
+from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from okrgraph.schema.limits import (
@@ -52,7 +36,7 @@ from okrgraph.schema.limits import (
 
 # The execution running in this task (tasks it starts inherit it): the request's
 # dataloaders ask it whether to hold their batch (`hold_batch`).
-running: contextvars.ContextVar[FastExecutionContext | None] = contextvars.ContextVar(
+running: contextvars.ContextVar[BudgetedExecutionContext | None] = contextvars.ContextVar(
     "running_execution", default=None
 )
 
@@ -68,10 +52,6 @@ OVERRIDDEN = {
     "execute_fields": [
         "self", "parent_type", "source_value", "path", "grouped_field_set", "position_context"
     ],
-    "complete_iterable_value": [
-        "self", "item_type", "field_details_list", "info", "path", "items", "position_context"
-    ],
-    "collect_subfields": ["self", "return_type", "field_details_list"],
     "build_response": ["self", "data"],
     "is_awaitable": ["value"],
 }  # fmt: skip
@@ -131,31 +111,10 @@ async def gather_settled(*awaitables: Any) -> list[Any]:
 
 graphql_executor.gather_with_cancel = gather_settled  # type: ignore[attr-defined]
 
-# (response name, fast reader and serializer or None, field details list)
-Plan = list[tuple[str, tuple[Callable[..., Any], Callable[[Any], Any]] | None, Any]]
 
-
-def _typename(name: str) -> tuple[Callable[..., Any], Callable[[Any], Any]]:
-    return (lambda _source, _info: name), (lambda value: value)
-
-
-def _fast_leaf(field_def: Any) -> tuple[Callable[..., Any], Callable[[Any], Any]] | None:
-    resolve = field_def.resolve if field_def is not None else None
-    if resolve is None or not getattr(resolve, "_is_default", False):
-        return None
-    named = field_def.type.of_type if isinstance(field_def.type, GraphQLNonNull) else field_def.type
-    if not isinstance(named, GraphQLScalarType | GraphQLEnumType):
-        return None
-    return resolve, named.serialize
-
-
-class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class BudgetedExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Field sets are rebuilt per object, but their field details lists are
-        # memoized by the executor: a selection is known by its first list.
-        # (type, id(first list)) -> (that list, kept alive so its id stays unique; plan)
-        self._plans: dict[tuple[GraphQLObjectType, int], tuple[Any, Plan]] = {}
         self._values = 0  # values completed so far
         self._spent = 0.0  # seconds spent completing them, stretch by stretch
         self._stretch = 0.0  # when the current synchronous stretch began
@@ -206,7 +165,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self._count(len(grouped_field_set))
         self._nesting += 1
         try:
-            return self._execute_fields(
+            return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
         finally:
@@ -266,115 +225,3 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         finally:
             self._paused -= 1
         return await result if self.is_awaitable(result) else result
-
-    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan:
-        first = next(iter(grouped_field_set.values()), None)
-        key = (parent_type, id(first))
-        cached = self._plans.get(key)
-        if cached is not None and len(cached[1]) == len(grouped_field_set):
-            return cached[1]
-        plan: Plan = []
-        for response_name, details in grouped_field_set.items():
-            node = details[0].node
-            fast: tuple[Callable[..., Any], Callable[[Any], Any]] | None
-            if node.name.value == "__typename":
-                fast = _typename(parent_type.name)
-            else:
-                field_def = parent_type.fields.get(node.name.value)
-                fast = _fast_leaf(field_def) if not node.arguments and not node.directives else None
-            plan.append((response_name, fast, details))
-        self._plans[key] = (first, plan)
-        return plan
-
-    def _execute_fields(
-        self,
-        parent_type: GraphQLObjectType,
-        source_value: Any,
-        path: Path | None,
-        grouped_field_set: Any,
-        position_context: Any,
-    ) -> Any:
-        if self.middleware_manager is not None and self.middleware_manager.middlewares:
-            return super().execute_fields(  # an extension resolves every field: keep it
-                parent_type, source_value, path, grouped_field_set, position_context
-            )
-        results: dict[str, Any] = {}
-        slow: dict[str, Any] = {}
-        for response_name, fast, details in self._plan(parent_type, grouped_field_set):
-            if fast is not None:
-                try:
-                    value = fast[0](source_value, None)
-                    if value is not None:
-                        out = fast[1](value)
-                        if out is not None and out is not Undefined:
-                            results[response_name] = out
-                            continue
-                except Exception:  # noqa: S110 - the full path below reports it properly
-                    pass
-            results[response_name] = None  # keeps the response's field order
-            slow[response_name] = details
-        if not slow:
-            return results
-        if len(slow) == len(results):
-            return super().execute_fields(
-                parent_type, source_value, path, grouped_field_set, position_context
-            )
-        rest = super().execute_fields(parent_type, source_value, path, slow, position_context)
-        if self.is_awaitable(rest):
-
-            async def merged() -> dict[str, Any]:
-                results.update(await rest)
-                return results
-
-            return merged()
-        results.update(cast("dict[str, Any]", rest))
-        return results
-
-    def _leaf_only_plan(self, object_type: Any, field_details_list: Any) -> Plan | None:
-        """The plan of an object whose selected fields are all fast leaves, else None."""
-        if not isinstance(object_type, GraphQLObjectType):
-            return None
-        grouped, defer_usages, *_ = self.collect_subfields(object_type, field_details_list)
-        if defer_usages:
-            return None
-        plan = self._plan(object_type, grouped)
-        return plan if all(fast is not None for _, fast, _ in plan) else None
-
-    def complete_iterable_value(
-        self,
-        item_type: Any,
-        field_details_list: Any,
-        info: Any,
-        path: Path,
-        items: Any,
-        position_context: Any,
-    ) -> Any:
-        """A list of objects selecting only fast leaves becomes a list of dicts
-        directly; any null (a non-null check to make) takes the full path."""
-        inner = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
-        plan = self._leaf_only_plan(inner, field_details_list)
-        if plan is not None and isinstance(items, list | tuple):
-            out = _rows(plan, items)
-            if out is not None:
-                self._count(len(items) * len(plan))
-                return out
-        return super().complete_iterable_value(
-            item_type, field_details_list, info, path, items, position_context
-        )
-
-
-def _rows(plan: Plan, items: Any) -> list[dict[str, Any]] | None:
-    out = []
-    for item in items:
-        row = {}
-        for response_name, fast, _ in plan:
-            resolve, serialize = fast  # type: ignore[misc]
-            value = resolve(item, None)
-            if value is None:
-                return None
-            value = serialize(value)
-            if value is None or value is Undefined:
-                return None
-            row[response_name] = value
-        out.append(row)
-    return out

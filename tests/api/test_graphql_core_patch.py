@@ -61,11 +61,11 @@ def _import_after(change: str) -> subprocess.CompletedProcess[str]:
         ),
         (
             "from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext as C\n"
-            "C.complete_iterable_value = lambda self, item_type, nodes, info, path, items: None",
-            "complete_iterable_value",
+            "C.build_response = lambda self, data, errors: None",
+            "build_response",
         ),
     ],
-    ids=["gather_with_cancel gone", "gather_with_cancel unused", "execute_fields", "iterables"],
+    ids=["gather_with_cancel gone", "gather_with_cancel unused", "execute_fields", "response"],
 )
 def test_a_graphql_core_without_what_is_patched_fails_at_import(change: str, named: str) -> None:
     result = _import_after(change)
