@@ -40,11 +40,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.generate import Org, Spec, generate, scratch_database
+from bench.score_reference import load_graph, roll_up
 from okrgraph.domain.db import create_engine, create_sessionmaker, tenant_session
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.outbox.jobs import recalculation_job
 from okrgraph.domain.scores.queries import cycle_pace, levels_above
-from okrgraph.domain.scores.reference import load_graph, roll_up
 from okrgraph.domain.scores.service import full_recalculation, recalculate
 from okrgraph.domain.webhooks.secrets import new_key
 

@@ -1,9 +1,9 @@
 """The roll-up of section 3 computed row by row in Python with `scoring`.
 
-Not used by the service: it is the yardstick the set-based SQL is tested
-against (tests/domain/test_scores_*.py) and the naive baseline of
-bench/scores.py. Loads one organisation's graph and evaluates every node by
-memoised recursion over the DAG.
+The naive baseline of bench/scores.py (the service runs the set-based SQL;
+the tests check it against their own model, tests/domain/score_model.py).
+Loads one organisation's graph and evaluates every node by memoised recursion
+over the DAG.
 """
 
 from __future__ import annotations
