@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.generate import Org, Spec, generate, scratch_database
 from bench.score_reference import load_graph, roll_up
+from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.db import create_engine, create_sessionmaker, tenant_session
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.outbox.jobs import recalculation_job
@@ -250,7 +251,9 @@ async def bench_latency(
     async def one(kr: uuid.UUID, value: float) -> float:
         async with tenant_session(sm, org.org_id) as s:
             now = datetime.now(UTC)  # with a connection in hand: no client-side queueing
-            await record_check_in(s, org_id=org.org_id, key_result_id=kr, value=value, now=now)
+            await record_check_in(
+                s, principal=system_principal(org.org_id), key_result_id=kr, value=value, now=now
+            )
         committed[now.timestamp()] = time.time()
         name, kwargs = recalculation_job(org.org_id)
         await pool.enqueue_job(name, **kwargs)

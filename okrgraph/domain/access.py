@@ -94,3 +94,13 @@ async def require_key_result_writer(
             "Only the key result's owner, its objective's editors or an admin may.",
             ErrorCode.NOT_OWNER,
         )
+
+
+async def may_manage_team_kpis(
+    session: AsyncSession, principal: Principal, owner_team_id: uuid.UUID | None
+) -> bool:
+    if principal.is_admin:
+        return True
+    if principal.person_id is None or owner_team_id is None:
+        return False
+    return await leads_team(session, principal.person_id, owner_team_id)

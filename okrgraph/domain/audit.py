@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,18 +25,21 @@ def record_audit(
     subject_type: SubjectType,
     subject_id: uuid.UUID | None,
     changes: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> None:
-    session.add(
-        AuditEntry(
-            org_id=principal.org_id,
-            actor_person_id=principal.person_id,
-            actor_token_id=principal.token_id,
-            action=action,
-            subject_type=subject_type,
-            subject_id=subject_id,
-            changes=_jsonable(changes or {}),
-        )
+    """`at`: when (default the database's clock; services on okrgraph's clock pass it)."""
+    entry = AuditEntry(
+        org_id=principal.org_id,
+        actor_person_id=principal.person_id,
+        actor_token_id=principal.token_id,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        changes=_jsonable(changes or {}),
     )
+    if at is not None:
+        entry.created_at = at
+    session.add(entry)
 
 
 def subject_type_of(row: object) -> SubjectType:

@@ -1,33 +1,30 @@
-"""Live updates over Redis pub/sub: the channels, the messages, and the hub that
-fans one process's single pub/sub connection out to its subscribers.
-
-The worker publishes an organisation's committed score changes as a
-`ProgressChanged` on `progress_channel(org)`; the API publishes `AccessRevoked`
-on `ACCESS_CHANNEL` after committing a token's revocation or a person's
-archiving, so that every API process ends the subscriptions of that token or
-person at once. Both messages are defined here and (de)serialised only by their
-own `encode`/`decode`.
+"""Live updates over Redis pub/sub: the hub that fans one process's single pub/sub
+connection out to its subscribers. The messages and their channels are
+domain/messages.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from okrgraph.domain.messages import (
+    ACCESS_CHANNEL,
+    AccessRevoked,
+    ProgressChanged,
+)
+
 log = logging.getLogger(__name__)
 
-ACCESS_CHANNEL = "okr:access"
 # Per token, across every socket and process-local connection of it: enough for a
 # dashboard with a subscription per card, far below what could strain the hub.
 MAX_SUBSCRIPTIONS_PER_TOKEN = 50
@@ -36,111 +33,6 @@ MAX_SUBSCRIPTIONS_PER_TOKEN = 50
 SUBSCRIBER_BACKLOG = 256
 RECONNECT_DELAYS_S = (0.1, 0.5, 1.0, 2.0, 5.0)
 REDIS_TIMEOUT_S = 2.0
-
-
-def progress_channel(org_id: uuid.UUID | str) -> str:
-    """Redis pub/sub channel of an organisation's committed score changes."""
-    return f"okr:org:{org_id}:progress"
-
-
-@dataclass(frozen=True)
-class AccessRevoked:
-    """Tokens or people that lost access (revoked, archived): their live
-    subscriptions end in every API process."""
-
-    org_id: uuid.UUID
-    token_ids: frozenset[uuid.UUID] = frozenset()
-    person_ids: frozenset[uuid.UUID] = frozenset()
-
-    def encode(self) -> str:
-        return json.dumps(
-            {
-                "orgId": str(self.org_id),
-                "tokenIds": sorted(str(i) for i in self.token_ids),
-                "personIds": sorted(str(i) for i in self.person_ids),
-            }
-        )
-
-    @classmethod
-    def decode(cls, raw: str | bytes) -> AccessRevoked:
-        data = json.loads(raw)
-        return cls(
-            org_id=uuid.UUID(data["orgId"]),
-            token_ids=frozenset(uuid.UUID(i) for i in data.get("tokenIds", ())),
-            person_ids=frozenset(uuid.UUID(i) for i in data.get("personIds", ())),
-        )
-
-
-SubjectType = Literal["KEY_RESULT", "OBJECTIVE"]
-SUBJECT_TYPES: frozenset[str] = frozenset({"KEY_RESULT", "OBJECTIVE"})
-
-
-@dataclass(frozen=True)
-class SubjectChange:
-    """One committed change of a key result's score or an objective's progress:
-    the values the roll-up wrote (`value`, `status`) and those it replaced."""
-
-    subject_type: SubjectType
-    subject_id: uuid.UUID
-    value: float
-    status: str  # a Status name: NOT_STARTED, ON_TRACK, AT_RISK, OFF_TRACK
-    previous_value: float
-    previous_status: str
-
-
-@dataclass(frozen=True)
-class ProgressChanged:
-    """The worker's message after it commits a roll-up: every change of one
-    organisation's scores in that commit. `through`: every event recorded up to
-    then is included in the numbers. Published after commit, so a read made on
-    receipt sees at least these values."""
-
-    org_id: uuid.UUID
-    changes: tuple[SubjectChange, ...]
-    through: datetime | None = None
-
-    def encode(self) -> str:
-        return json.dumps(
-            {
-                "orgId": str(self.org_id),
-                "through": self.through.isoformat() if self.through else None,
-                "changes": [
-                    {
-                        "subjectType": c.subject_type,
-                        "id": str(c.subject_id),
-                        "value": c.value,
-                        "status": c.status,
-                        "previousValue": c.previous_value,
-                        "previousStatus": c.previous_status,
-                    }
-                    for c in self.changes
-                ],
-            }
-        )
-
-    @classmethod
-    def decode(cls, raw: str | bytes) -> ProgressChanged:
-        """The message, or ValueError/KeyError/TypeError for one this code did not
-        write; changes of subject types it does not know are left out."""
-        data = json.loads(raw)
-        through = data.get("through")
-        changes = tuple(
-            SubjectChange(
-                subject_type=c["subjectType"],
-                subject_id=uuid.UUID(c["id"]),
-                value=float(c["value"]),
-                status=str(c["status"]),
-                previous_value=float(c["previousValue"]),
-                previous_status=str(c["previousStatus"]),
-            )
-            for c in data["changes"]
-            if c.get("subjectType") in SUBJECT_TYPES
-        )
-        return cls(
-            org_id=uuid.UUID(data["orgId"]),
-            changes=changes,
-            through=datetime.fromisoformat(through) if through else None,
-        )
 
 
 class SubscriptionRefused(Exception):
@@ -287,17 +179,18 @@ class LiveHub:
         for listeners in self.subscribers.values():
             yield from listeners
 
-    async def announce(self, message: AccessRevoked) -> None:
-        """End the subscriptions that lost access, here at once and in every other
-        process through Redis (best effort: each subscription also re-checks its
-        token before it delivers)."""
-        self.revoke(message)
+    async def announce(self, message: AccessRevoked | ProgressChanged) -> None:
+        """Deliver a message to every process's subscribers; a revocation ends the
+        subscriptions that lost access here at once (best effort elsewhere: each
+        subscription also re-checks its token before it delivers)."""
+        if isinstance(message, AccessRevoked):
+            self.revoke(message)
         try:
             await asyncio.wait_for(
-                self.redis.publish(ACCESS_CHANNEL, message.encode()), REDIS_TIMEOUT_S
+                self.redis.publish(message.channel, message.encode()), REDIS_TIMEOUT_S
             )
         except (RedisError, OSError, TimeoutError) as exc:
-            log.warning("live: could not announce a revocation to other processes (%s)", exc)
+            log.warning("live: could not publish on %s (%s)", message.channel, exc)
 
     def revoke(self, message: AccessRevoked) -> None:
         for subscriber in list(self.all_subscribers()):

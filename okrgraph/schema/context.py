@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket
 import okrgraph.schema.enums  # noqa: F401 - every type module imports this one: enums first
 from okrgraph.domain.auth.tokens import Principal, authenticate
 from okrgraph.domain.db import set_tenant
-from okrgraph.domain.live import AccessRevoked, LiveHub
+from okrgraph.domain.live import LiveHub
 from okrgraph.schema.loaders import Loaders
 
 
@@ -33,14 +33,10 @@ class Context:
     live: LiveHub | None = None  # the process's pub/sub fan-out, for subscriptions
     # The bearer secret of a websocket connection, to authorise each operation as of now.
     credentials: str | None = None
-    # Published after commit, dropped on rollback (revocations end live subscriptions).
-    announcements: list[AccessRevoked] = field(default_factory=list)
     # The operation's session, opened by `TransactionExtension`; use it through `db()`.
     session: AsyncSession | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    jobs_after_commit: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     connection_params: dict[str, Any] | None = None  # graphql-transport-ws connection_init
-    recalc_requested: bool = False  # set when the operation emitted a roll-up event
     # A subscription holds no transaction while it waits: each read made for one of
     # its events runs in a short tenant-scoped transaction of its own (`db()`).
     reads_per_use: bool = False

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okrgraph.domain import errors, idempotency
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.models import Base
+from okrgraph.domain.outbox.after_commit import savepoint
 from okrgraph.schema.bounds import check_arguments
 from okrgraph.schema.context import Info
 from okrgraph.schema.enums import ErrorCode  # registered as the GraphQL `UserErrorCode`
@@ -206,28 +207,22 @@ async def run_mutation(
             except errors.DomainError as exc:
                 return user_error(exc)
         if recalled is None:
-            queued = len(ctx.jobs_after_commit)
-            savepoint = await session.begin_nested()
             try:
-                result = await action(session, principal)
-                if idempotency_key is not None:
-                    idempotency.remember(
-                        session,
-                        principal,
-                        idempotency_key,
-                        operation,
-                        request_hash,
-                        _remember(result),
-                    )
-                await session.flush()
-                await savepoint.commit()
+                async with savepoint(session):
+                    result = await action(session, principal)
+                    if idempotency_key is not None:
+                        idempotency.remember(
+                            session,
+                            principal,
+                            idempotency_key,
+                            operation,
+                            request_hash,
+                            _remember(result),
+                        )
+                    await session.flush()
             except errors.DomainError as exc:
-                await savepoint.rollback()
-                del ctx.jobs_after_commit[queued:]
                 return user_error(exc)
             except DBAPIError as exc:
-                await savepoint.rollback()
-                del ctx.jobs_after_commit[queued:]
                 return user_error(_db_error(exc))
         # fall through: build the payload after releasing the session lock,
         # since building it may use the dataloaders (which take the lock)

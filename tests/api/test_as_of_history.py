@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import clock
+from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.models.enums import OrgRole
 from okrgraph.domain.scores.pending_events import process_pending_events
@@ -36,7 +37,9 @@ async def test_as_of_answers_what_was_recorded_then(
     now = clock.now()
     t1, t2 = now - timedelta(hours=3), now - timedelta(hours=1)
     for at, value in ((t1, 30.0), (t2, 60.0)):
-        await record_check_in(db, org_id=org.id, key_result_id=kr.id, value=value, now=at)
+        await record_check_in(
+            db, principal=system_principal(org.id), key_result_id=kr.id, value=value, now=at
+        )
         await process_pending_events(db, org.id, now=at)
     ids = {"kr": to_global_id("KeyResult", kr.id), "o": to_global_id("Objective", objective.id)}
 

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.cycles.next_cycle import next_cycle_name, next_period
 from okrgraph.domain.errors import Conflict
 from okrgraph.domain.key_results.service import record_check_in
@@ -122,7 +123,9 @@ async def _quarter(db: AsyncSession, name: str = "2026-Q3") -> Quarter:
         kr[key] = await make_key_result(
             db, o, objective_id=objective.id, weight=weight, unit="%", stretch=key == "poor_b"
         )
-        await record_check_in(db, org_id=o, key_result_id=kr[key].id, value=value, confidence=6)
+        await record_check_in(
+            db, principal=system_principal(o), key_result_id=kr[key].id, value=value, confidence=6
+        )
     kr["poor_cancelled"] = await make_key_result(
         db, o, objective_id=poor.id, state=KeyResultState.CANCELLED
     )
@@ -218,7 +221,9 @@ async def test_close_freezes_scores_grades_and_reflects(
 
     # closed: a check-in is refused and a full recalculation changes no final score
     with pytest.raises(Conflict):
-        await record_check_in(db, org_id=q.org_id, key_result_id=q.kr["good"].id, value=100)
+        await record_check_in(
+            db, principal=system_principal(q.org_id), key_result_id=q.kr["good"].id, value=100
+        )
     await full_recalculation(db, q.org_id)
     assert (await _one(db, Objective, q.good.id)).final_score == pytest.approx(0.8)
     assert (await _one(db, KeyResult, q.kr["poor_a"].id)).final_score == pytest.approx(0.4)

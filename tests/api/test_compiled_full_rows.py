@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import clock
+from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.db import set_tenant
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.models import (
@@ -67,7 +68,7 @@ async def _fill(db: AsyncSession, org_id: uuid.UUID) -> None:
     ).scalar_one()
     await record_check_in(
         db,
-        org_id=org_id,
+        principal=system_principal(org_id),
         key_result_id=check_in.key_result_id,
         value=check_in.value + 1,
         confidence=9,

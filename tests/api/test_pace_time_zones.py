@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import clock, scoring
+from okrgraph.domain.auth.tokens import Principal, system_principal
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.models.enums import OrgRole
 from okrgraph.domain.scores.queries import cycle_pace
@@ -122,7 +123,12 @@ async def test_a_check_in_status_follows_the_org_time_zone(db: AsyncSession) -> 
     )
     now = _utc(2027, 5, 10, 11)  # 2027-05-11T01:00 in Kiritimati
     await record_check_in(
-        db, org_id=org.id, key_result_id=kr.id, value=5.0, now=now, effective_at=now
+        db,
+        principal=system_principal(org.id),
+        key_result_id=kr.id,
+        value=5.0,
+        now=now,
+        effective_at=now,
     )
     await db.refresh(kr)
     assert (kr.score, kr.status.value) == (0.5, "OFF_TRACK")
@@ -142,10 +148,10 @@ async def test_the_forecast_reads_the_cycle_in_the_org_time_zone(
     objective = await make_objective(db, org.id, cycle_id=cycle.id)
     kr = await make_key_result(db, org.id, objective_id=objective.id)  # 0 -> 100
     first = datetime.combine(start, time(2), KIRITIMATI)
+    by_admin = Principal(org.id, None, frozenset({"admin"}), admin.id, OrgRole.ADMIN)
     for at, value in ((first, 10.0), (first + timedelta(days=5), 20.0)):
         await record_check_in(
-            db, org_id=org.id, key_result_id=kr.id, value=value, effective_at=at,
-            author_person_id=admin.id,
+            db, principal=by_admin, key_result_id=kr.id, value=value, effective_at=at
         )  # fmt: skip
     query = "query($k: ID!) { node(id: $k) { ... on KeyResult { forecast { points } } } }"
     d = await data(client, token, query, k=to_global_id("KeyResult", kr.id))

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from okrgraph.api.app import create_app
 from okrgraph.domain.db import tenant_session
-from okrgraph.domain.live import progress_channel
+from okrgraph.domain.messages import progress_channel
 from okrgraph.domain.models.enums import OrgRole
 from okrgraph.schema.node import to_global_id
 from okrgraph.worker.jobs.scores import recalculate_scores

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.models import Cycle, Objective, Reflection
 from okrgraph.domain.models.enums import CycleState, ObjectiveState, OrgRole
@@ -55,7 +56,9 @@ async def test_the_default_outcome_at_grading_and_at_close(
     objective_id = objective.id
     for value, weight in zip(values, weights, strict=True):
         kr = await make_key_result(db, org.id, objective_id=objective_id, weight=float(weight))
-        await record_check_in(db, org_id=org.id, key_result_id=kr.id, value=float(value))
+        await record_check_in(
+            db, principal=system_principal(org.id), key_result_id=kr.id, value=float(value)
+        )
     await full_recalculation(db, org.id)
     stored = await db.scalar(select(Objective.progress).where(Objective.id == objective_id))
     assert stored == pytest.approx(progress, abs=1e-12)

@@ -18,15 +18,10 @@ from websockets.exceptions import ConnectionClosed
 
 from okrgraph.api.app import create_app
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.live import (
-    LiveHub,
-    ProgressChanged,
-    SubjectChange,
-    SubjectType,
-    progress_channel,
-)
+from okrgraph.domain.live import LiveHub
+from okrgraph.domain.messages import ProgressChanged, ScoreChange, progress_channel
 from okrgraph.domain.models import KeyResult as KeyResultRow
-from okrgraph.domain.models.enums import OrgRole
+from okrgraph.domain.models.enums import OrgRole, SubjectType
 from okrgraph.domain.models.enums import Status as StatusEnum
 from okrgraph.schema import schema
 from okrgraph.schema.context import Context
@@ -48,11 +43,11 @@ SUBSCRIBE = """subscription($ids: [ID!]) {
 }"""
 
 
-def change(kind: SubjectType, id: uuid.UUID, value: float = 0.5) -> SubjectChange:
-    return SubjectChange(kind, id, value, "ON_TRACK", 0.1, "AT_RISK")
+def change(kind: str, id: uuid.UUID, value: float = 0.5) -> ScoreChange:
+    return ScoreChange(SubjectType(kind), id, value, StatusEnum.ON_TRACK, 0.1, StatusEnum.AT_RISK)
 
 
-def message(org: uuid.UUID, *changes: SubjectChange) -> str:
+def message(org: uuid.UUID, *changes: ScoreChange) -> str:
     return ProgressChanged(org, changes).encode()
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.errors import Conflict, NotFound, ValidationFailed
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.models import AuditEntry, KeyResult, OutboxEvent, ScoreHistory
@@ -37,7 +39,12 @@ async def test_check_in_sets_current_score_status_history_audit_and_event(
     g = await GraphBuilder.create(db)
     kr_id = await g.kr(await g.objective(), start=0, target=200)
     ci = await record_check_in(
-        db, org_id=g.org_id, key_result_id=kr_id, value=80, confidence=8, now=MIDWAY
+        db,
+        principal=system_principal(g.org_id),
+        key_result_id=kr_id,
+        value=80,
+        confidence=8,
+        now=MIDWAY,
     )
     kr = await _kr(db, kr_id)
     assert (kr.current_value, kr.confidence, kr.score) == (80, 8, 0.4)
@@ -61,12 +68,12 @@ async def test_check_in_sets_current_score_status_history_audit_and_event(
         "key_results": [str(kr_id)],
         "written": [
             {
-                "subject_type": "KEY_RESULT",
-                "subject_id": str(kr_id),
+                "subjectType": "KEY_RESULT",
+                "id": str(kr_id),
                 "value": 0.4,
                 "status": "AT_RISK",
-                "previous_value": 0.0,
-                "previous_status": "NOT_STARTED",
+                "previousValue": 0.0,
+                "previousStatus": "NOT_STARTED",
             }
         ],
     }
@@ -79,10 +86,12 @@ async def test_backdated_check_in_is_logged_but_does_not_change_current(
 ) -> None:
     g = await GraphBuilder.create(db)
     kr_id = await g.kr(await g.objective())
-    await record_check_in(db, org_id=g.org_id, key_result_id=kr_id, value=60, now=MIDWAY)
+    await record_check_in(
+        db, principal=system_principal(g.org_id), key_result_id=kr_id, value=60, now=MIDWAY
+    )
     await record_check_in(
         db,
-        org_id=g.org_id,
+        principal=system_principal(g.org_id),
         key_result_id=kr_id,
         value=10,
         confidence=2,
@@ -100,10 +109,12 @@ async def test_backdated_check_in_is_logged_but_does_not_change_current(
 async def test_a_correction_replaces_the_value_it_supersedes(db: AsyncSession) -> None:
     g = await GraphBuilder.create(db)
     kr_id = await g.kr(await g.objective())
-    typo = await record_check_in(db, org_id=g.org_id, key_result_id=kr_id, value=90, now=MIDWAY)
+    typo = await record_check_in(
+        db, principal=system_principal(g.org_id), key_result_id=kr_id, value=90, now=MIDWAY
+    )
     await record_check_in(
         db,
-        org_id=g.org_id,
+        principal=system_principal(g.org_id),
         key_result_id=kr_id,
         value=9,
         supersedes_id=typo.id,
@@ -113,7 +124,12 @@ async def test_a_correction_replaces_the_value_it_supersedes(db: AsyncSession) -
     assert kr.current_value == 9
     with pytest.raises(Conflict):
         await record_check_in(
-            db, org_id=g.org_id, key_result_id=kr_id, value=8, supersedes_id=typo.id, now=MIDWAY
+            db,
+            principal=system_principal(g.org_id),
+            key_result_id=kr_id,
+            value=8,
+            supersedes_id=typo.id,
+            now=MIDWAY,
         )
 
 
@@ -121,13 +137,18 @@ async def test_low_confidence_makes_an_on_track_kr_at_risk(db: AsyncSession) -> 
     g = await GraphBuilder.create(db)
     kr_id = await g.kr(await g.objective())
     await record_check_in(
-        db, org_id=g.org_id, key_result_id=kr_id, value=70, confidence=3, now=MIDWAY
+        db,
+        principal=system_principal(g.org_id),
+        key_result_id=kr_id,
+        value=70,
+        confidence=3,
+        now=MIDWAY,
     )
     assert (await _kr(db, kr_id)).status is Status.AT_RISK
     # a second later: with equal times the current check-in would be a coin toss
     await record_check_in(
         db,
-        org_id=g.org_id,
+        principal=system_principal(g.org_id),
         key_result_id=kr_id,
         value=70,
         confidence=4,
@@ -152,9 +173,10 @@ async def test_invalid_input_is_refused_and_writes_nothing(
 ) -> None:
     g = await GraphBuilder.create(db)
     kr_id = await g.kr(await g.objective())
-    args: dict[str, object] = {"value": 5.0, **kwargs}
+    args: dict[str, Any] = {"value": 5.0, **kwargs}
+    principal = system_principal(g.org_id)
     with pytest.raises(ValidationFailed) as err:
-        await record_check_in(db, org_id=g.org_id, key_result_id=kr_id, now=MIDWAY, **args)  # type: ignore[arg-type]
+        await record_check_in(db, principal=principal, key_result_id=kr_id, now=MIDWAY, **args)
     assert err.value.field == field
     assert (await db.scalars(select(OutboxEvent))).all() == []
 
@@ -165,10 +187,16 @@ async def test_refuses_missing_cancelled_closed_and_non_check_in_key_results(
     g = await GraphBuilder.create(db)
     o = await g.objective()
     with pytest.raises(NotFound):
-        await record_check_in(db, org_id=g.org_id, key_result_id=uuid.uuid4(), value=1)
+        await record_check_in(
+            db, principal=system_principal(g.org_id), key_result_id=uuid.uuid4(), value=1
+        )
     with pytest.raises(NotFound):
         await record_check_in(
-            db, org_id=g.org_id, key_result_id=await g.kr(o), value=1, supersedes_id=uuid.uuid4()
+            db,
+            principal=system_principal(g.org_id),
+            key_result_id=await g.kr(o),
+            value=1,
+            supersedes_id=uuid.uuid4(),
         )
     cancelled = await g.kr(o, state=KeyResultState.CANCELLED)
     kpi_driven = await g.kr(o, driver=KeyResultDriver.KPI)
@@ -176,16 +204,25 @@ async def test_refuses_missing_cancelled_closed_and_non_check_in_key_results(
     frozen = await g.kr(await g.objective(cycle_id=closed_cycle))
     for kr_id in (cancelled, kpi_driven, frozen):
         with pytest.raises(Conflict):
-            await record_check_in(db, org_id=g.org_id, key_result_id=kr_id, value=1, now=MIDWAY)
+            await record_check_in(
+                db, principal=system_principal(g.org_id), key_result_id=kr_id, value=1, now=MIDWAY
+            )
 
 
 async def test_supersedes_must_belong_to_the_same_key_result(db: AsyncSession) -> None:
     g = await GraphBuilder.create(db)
     o = await g.objective()
     a, b = await g.kr(o), await g.kr(o, KeyResultKind.MILESTONE, target=1)
-    other = await record_check_in(db, org_id=g.org_id, key_result_id=a, value=5, now=MIDWAY)
+    other = await record_check_in(
+        db, principal=system_principal(g.org_id), key_result_id=a, value=5, now=MIDWAY
+    )
     with pytest.raises(ValidationFailed) as err:
         await record_check_in(
-            db, org_id=g.org_id, key_result_id=b, value=1, supersedes_id=other.id, now=MIDWAY
+            db,
+            principal=system_principal(g.org_id),
+            key_result_id=b,
+            value=1,
+            supersedes_id=other.id,
+            now=MIDWAY,
         )
     assert err.value.field == "input.supersedesId"

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.errors import DomainError
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.kpis.service import MeasurementInput, record_kpi_measurements
@@ -220,7 +221,11 @@ async def test_incremental_full_and_reference_agree(db: AsyncSession, sc: dict[s
                 item = MeasurementInput(step[1], now, "prop", f"m{i}")
                 try:
                     await record_kpi_measurements(
-                        db, org_id=g.org_id, kpi_id=kpi.id, items=[item], now=now
+                        db,
+                        principal=system_principal(g.org_id),
+                        kpi_id=kpi.id,
+                        items=[item],
+                        now=now,
                     )
                 except DomainError:
                     assert not _in_bounds(step[1]), step
@@ -233,7 +238,7 @@ async def test_incremental_full_and_reference_agree(db: AsyncSession, sc: dict[s
                 try:
                     await record_check_in(
                         db,
-                        org_id=g.org_id,
+                        principal=system_principal(g.org_id),
                         key_result_id=kr_id,
                         value=value,
                         confidence=confidence,
@@ -293,7 +298,7 @@ async def test_a_backdated_check_in_recorded_last_is_not_current(db: AsyncSessio
         now = MIDWAY + timedelta(seconds=i)
         await record_check_in(
             db,
-            org_id=g.org_id,
+            principal=system_principal(g.org_id),
             key_result_id=kid,
             value=value,
             effective_at=now - timedelta(days=back),

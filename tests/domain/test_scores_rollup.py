@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.models import KeyResult, Objective, OutboxEvent, ScoreHistory
 from okrgraph.domain.models.enums import (
@@ -18,6 +19,7 @@ from okrgraph.domain.models.enums import (
     ObjectiveDriver,
     ObjectiveState,
     Status,
+    SubjectType,
 )
 from okrgraph.domain.scores.service import full_recalculation, recalculate
 from tests.worker.graphs import MIDWAY, GraphBuilder
@@ -35,7 +37,9 @@ async def kr_score(db: AsyncSession, kid: uuid.UUID) -> float:
 
 
 async def check_in(g: GraphBuilder, kr: uuid.UUID, value: float) -> None:
-    await record_check_in(g.session, org_id=g.org_id, key_result_id=kr, value=value, now=MIDWAY)
+    await record_check_in(
+        g.session, principal=system_principal(g.org_id), key_result_id=kr, value=value, now=MIDWAY
+    )
 
 
 async def test_weighted_mean_up_a_chain_with_both_drivers(db: AsyncSession) -> None:
@@ -53,8 +57,8 @@ async def test_weighted_mean_up_a_chain_with_both_drivers(db: AsyncSession) -> N
     assert await progress(db, team) == pytest.approx((0.8, Status.ON_TRACK))
     assert await progress(db, company) == pytest.approx((2 / 3, Status.ON_TRACK))
     assert {(c.subject_type, c.subject_id) for c in result.changes} == {
-        ("OBJECTIVE", team),
-        ("OBJECTIVE", company),
+        (SubjectType.OBJECTIVE, team),
+        (SubjectType.OBJECTIVE, company),
     }
 
 

@@ -28,9 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from okrgraph.api.app import create_app
 from okrgraph.domain.db import tenant_session
-from okrgraph.domain.live import ProgressChanged, SubjectChange, progress_channel
+from okrgraph.domain.messages import ProgressChanged, ScoreChange, progress_channel
 from okrgraph.domain.models import KeyResult as KeyResultRow
-from okrgraph.domain.models.enums import Status
+from okrgraph.domain.models.enums import Status, SubjectType
 from okrgraph.domain.seed import SeedResult
 from okrgraph.schema.node import from_global_id
 from tests.conftest import Servers
@@ -94,14 +94,19 @@ async def test_apollo_client_pages_mutates_and_subscribes(
                     row = (
                         await s.execute(select(KeyResultRow).where(KeyResultRow.id == row_id[1]))
                     ).scalar_one()
-                    previous = (row.score, row.status.name)
+                    previous = (row.score, row.status)
                     await s.execute(
                         update(KeyResultRow)
                         .where(KeyResultRow.id == row.id)
                         .values(score=0.125, status=Status.OFF_TRACK)
                     )
-                change = SubjectChange(
-                    "KEY_RESULT", row_id[1], 0.125, "OFF_TRACK", previous[0], previous[1]
+                change = ScoreChange(
+                    SubjectType.KEY_RESULT,
+                    row_id[1],
+                    0.125,
+                    Status.OFF_TRACK,
+                    previous[0],
+                    previous[1],
                 )
                 await redis_client.publish(
                     progress_channel(demo.org_id),

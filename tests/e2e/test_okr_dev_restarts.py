@@ -22,7 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from okrgraph import devmode
-from okrgraph.domain.live import progress_channel
+from okrgraph.domain.messages import progress_channel
 from okrgraph.schema.node import from_global_id
 from tests.e2e.test_okr_dev import OkrDev, start, started
 

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.db import tenant_session
 from okrgraph.domain.key_results.service import record_check_in
-from okrgraph.domain.live import ProgressChanged, progress_channel
+from okrgraph.domain.messages import ProgressChanged, progress_channel
 from okrgraph.worker.jobs.scores import full_recalculation, recalculate_scores
 from tests.worker.conftest import Committed, build_company
 
@@ -51,7 +52,9 @@ async def test_a_check_in_announces_its_key_result_once_with_its_ancestors(
     ctx = {"sessionmaker": sm, "redis": redis}
 
     async with tenant_session(sm, c.org_id) as session:
-        await record_check_in(session, org_id=c.org_id, key_result_id=c.person_krs[0], value=50)
+        await record_check_in(
+            session, principal=system_principal(c.org_id), key_result_id=c.person_krs[0], value=50
+        )
     await recalculate_scores(ctx, str(c.org_id))
     seen = await announced(pubsub, 1)
     assert seen[c.person_krs[0]] == 1, "the key result the check-in moved was not announced"
@@ -65,7 +68,9 @@ async def test_a_check_in_announces_its_key_result_once_with_its_ancestors(
 
     # A full pass that consumes a pending check-in announces its key result too, once.
     async with tenant_session(sm, c.org_id) as session:
-        await record_check_in(session, org_id=c.org_id, key_result_id=c.team_kr, value=20)
+        await record_check_in(
+            session, principal=system_principal(c.org_id), key_result_id=c.team_kr, value=20
+        )
     await full_recalculation(ctx, str(c.org_id))
     await recalculate_scores(ctx, str(c.org_id))
     seen = await announced(pubsub, 1)
@@ -85,7 +90,10 @@ async def test_two_check_ins_in_one_job_are_two_announced_changes(
     for value in (30, 60):
         async with tenant_session(sm, c.org_id) as session:
             await record_check_in(
-                session, org_id=c.org_id, key_result_id=c.person_krs[1], value=value
+                session,
+                principal=system_principal(c.org_id),
+                key_result_id=c.person_krs[1],
+                value=value,
             )
     await recalculate_scores({"sessionmaker": sm, "redis": redis}, str(c.org_id))
     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)

@@ -9,9 +9,13 @@ import uuid
 
 import pytest
 from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.api.app import create_app
+from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.db import tenant_session
+from okrgraph.domain.key_results.service import record_check_in
+from okrgraph.domain.outbox.after_commit import AfterCommit, savepoint, unit_of_work
 from okrgraph.domain.outbox.jobs import RECALCULATE_SCORES
 from okrgraph.domain.scores.service import lock_scores
 from okrgraph.worker.jobs.scores import recalculate_scores
@@ -75,3 +79,58 @@ async def test_a_busy_organisation_defers_the_job_to_the_next_window(
     await run_worker_burst(arq_pool, sm)
     assert await count(sm, c.org_id, pending()) == 0
     assert await progress(sm, c.org_id, c.person) == pytest.approx(0.5)
+
+
+async def test_jobs_are_enqueued_after_commit_and_dropped_with_a_rollback(
+    committed: Committed, arq_pool: ArqRedis
+) -> None:
+    """The after-commit buffer: a check-in's job reaches arq only once its transaction
+    has committed; one rolled back (whole, or its savepoint) enqueues nothing and
+    leaves no event."""
+    sm = committed.sessionmaker
+    c = await build_company(sm)
+
+    class Refused(Exception):
+        pass
+
+    async def refused_transaction() -> None:
+        async with unit_of_work(sm, c.org_id, arq_pool) as session:
+            await record_check_in(
+                session,
+                principal=system_principal(c.org_id),
+                key_result_id=c.person_krs[0],
+                value=1,
+            )
+            raise Refused
+
+    async def refused_savepoint(session: AsyncSession) -> None:
+        async with savepoint(session):
+            await record_check_in(
+                session,
+                principal=system_principal(c.org_id),
+                key_result_id=c.person_krs[0],
+                value=2,
+            )
+            raise Refused
+
+    with pytest.raises(Refused):
+        await refused_transaction()
+    async with unit_of_work(sm, c.org_id, arq_pool) as session:
+        with pytest.raises(Refused):
+            await refused_savepoint(session)
+        assert AfterCommit.of(session).follow_ups == []
+    assert await _recalc_jobs(arq_pool, c.org_id) == []
+    assert await count(sm, c.org_id, pending()) == 0
+
+    async with unit_of_work(sm, c.org_id, arq_pool) as session:
+        for value in (30, 40):  # two events, one job
+            await record_check_in(
+                session,
+                principal=system_principal(c.org_id),
+                key_result_id=c.person_krs[0],
+                value=value,
+            )
+        await session.flush()
+        assert await _recalc_jobs(arq_pool, c.org_id) == []  # not before commit
+    assert len(await _recalc_jobs(arq_pool, c.org_id)) == 1
+    assert await count(sm, c.org_id, pending()) == 2

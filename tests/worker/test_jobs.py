@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from okrgraph.api.app import create_app
-from okrgraph.domain.auth.tokens import create_token
+from okrgraph.domain.auth.tokens import create_token, system_principal
 from okrgraph.domain.config import Settings
 from okrgraph.domain.db import tenant_session
 from okrgraph.domain.key_results.service import record_check_in
@@ -45,7 +45,7 @@ async def check_in(
     sm: async_sessionmaker[AsyncSession], org: uuid.UUID, kr: uuid.UUID, v: float
 ) -> None:
     async with tenant_session(sm, org) as session:
-        await record_check_in(session, org_id=org, key_result_id=kr, value=v)
+        await record_check_in(session, principal=system_principal(org), key_result_id=kr, value=v)
 
 
 async def state(sm: async_sessionmaker[AsyncSession], org: uuid.UUID) -> dict[Any, Any]:

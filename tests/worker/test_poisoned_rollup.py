@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from okrgraph.domain.db import async_url, tenant_session
-from okrgraph.domain.live import progress_channel
+from okrgraph.domain.messages import progress_channel
 from okrgraph.domain.models import KeyResult, OutboxEvent
 from okrgraph.domain.outbox.jobs import recalculation_job
 from tests.worker.conftest import Committed, build_company

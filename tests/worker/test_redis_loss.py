@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from okrgraph.domain.live import progress_channel
+from okrgraph.domain.messages import progress_channel
 from okrgraph.embedded import EmbeddedRedis
 from okrgraph.worker.reconnect import backoff
 from tests.worker.conftest import Committed, build_company

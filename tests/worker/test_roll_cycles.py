@@ -77,7 +77,11 @@ async def build_org(sm: async_sessionmaker[AsyncSession], timezone: str = "UTC")
         hit_kr = await g.kr(hit)
         for kr, value in ((missed_kr, 30.0), (hit_kr, 90.0)):
             await record_check_in(
-                session, org_id=org_id, key_result_id=kr, value=value, now=CHECKED_IN
+                session,
+                principal=system_principal(org_id),
+                key_result_id=kr,
+                value=value,
+                now=CHECKED_IN,
             )
         await full_recalculation(session, org_id, now=NOW)
     return Org(org_id, ended_yesterday, ends_tomorrow, due, recent, missed, missed_kr, hit)

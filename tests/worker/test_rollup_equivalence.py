@@ -119,7 +119,7 @@ async def apply(
     if name == "check_in" and (kr := pick(krs, args[0])):
         await record_check_in(
             session,
-            org_id=p.org_id,
+            principal=system_principal(p.org_id),
             key_result_id=kr,
             value=args[1],
             confidence=args[2],
@@ -136,12 +136,16 @@ async def apply(
         )
         if latest is not None:
             await record_check_in(
-                session, org_id=p.org_id, key_result_id=kr, value=args[1], supersedes_id=latest
+                session,
+                principal=system_principal(p.org_id),
+                key_result_id=kr,
+                value=args[1],
+                supersedes_id=latest,
             )
     elif name == "measure" and (kpi := pick(kpis, args[0])):
         await record_kpi_measurements(
             session,
-            org_id=p.org_id,
+            principal=system_principal(p.org_id),
             kpi_id=kpi,
             items=[MeasurementInput(args[1], _now(), "gen", uuid.uuid4().hex)],
         )
@@ -269,9 +273,14 @@ async def setup(sm: async_sessionmaker[AsyncSession]) -> tuple[uuid.UUID, uuid.U
             target=85,
         )
         kpi = await create_kpi(session, p, name="k", direction=Direction.HIGHER_IS_BETTER)
-        await record_check_in(session, org_id=org, key_result_id=kr.id, value=40)
+        await record_check_in(
+            session, principal=system_principal(org), key_result_id=kr.id, value=40
+        )
         await record_kpi_measurements(
-            session, org_id=org, kpi_id=kpi.id, items=[MeasurementInput(30, _now(), "gen", "x")]
+            session,
+            principal=system_principal(org),
+            kpi_id=kpi.id,
+            items=[MeasurementInput(30, _now(), "gen", "x")],
         )
         await full_recalculation(session, org)
     return org, cycle

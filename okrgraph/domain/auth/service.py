@@ -23,8 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import SCOPES, Principal, create_token
 from okrgraph.domain.errors import ErrorCode, Forbidden, NotFound, ValidationFailed
+from okrgraph.domain.messages import AccessRevoked
 from okrgraph.domain.models import ApiToken, Person
 from okrgraph.domain.models.enums import OrgRole, SubjectType
+from okrgraph.domain.outbox.after_commit import AfterCommit
 from okrgraph.domain.validation import instant, text_field
 
 ROLE_SCOPES: dict[OrgRole, frozenset[str]] = {
@@ -232,5 +234,9 @@ async def revoke_api_token(
             SubjectType.API_TOKEN,
             token.id,
             {"name": token.name},
+        )
+        # Once committed, its open subscriptions end, in every API process.
+        AfterCommit.of(session).announce(
+            AccessRevoked(token.org_id, token_ids=frozenset({token.id}))
         )
     return token

@@ -211,7 +211,7 @@ async def _announce(
                 "recalc": recalc_payload(
                     key_result_ids=[k.id for k in kr_copies.values()],
                     objective_ids=[c.id for c in copies.values()],
-                    written=[c.as_record() for c in current.changes],
+                    written=[c.to_json() for c in current.changes],
                 )
             },
         )

@@ -14,6 +14,7 @@ from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.errors import ErrorCode, ValidationFailed
 from okrgraph.domain.key_results.own_score import rescore_own
 from okrgraph.domain.lookup import get_row
+from okrgraph.domain.messages import ScoreChange
 from okrgraph.domain.models import Cycle, Initiative, KeyResult, TargetRevision
 from okrgraph.domain.models.enums import (
     InitiativeStatus,
@@ -24,7 +25,6 @@ from okrgraph.domain.models.enums import (
 )
 from okrgraph.domain.objectives.service import get_objective, require_open_cycle
 from okrgraph.domain.organizations.service import get_person
-from okrgraph.domain.scores.changes import ScoreChange
 from okrgraph.domain.scores.requests import request_recalculation
 from okrgraph.domain.validation import number, text_field, weight
 

@@ -16,9 +16,10 @@ from datetime import date, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import scoring
+from okrgraph.domain.messages import ScoreChange
 from okrgraph.domain.models import KeyResult
 from okrgraph.domain.models.enums import KeyResultDriver, SubjectType
-from okrgraph.domain.scores.changes import ScoreChange, record_written
+from okrgraph.domain.scores.changes import record_written
 from okrgraph.domain.scores.queries import org_timezone
 from okrgraph.domain.scores.sql import SAME_SCORE
 

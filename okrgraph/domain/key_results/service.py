@@ -1,22 +1,27 @@
 """Writes on key results: check-ins (append-only) and the KR's own score, synchronously.
 
 The roll-up to objectives and parents is the worker's (scores.service): this
-service only writes the change, the KR's own score and status, an audit entry
-and the outbox event that asks for the roll-up. It flushes, never commits.
+service authorises the caller, writes the change, the KR's own score and status,
+an audit entry and the outbox event that asks for the roll-up. It flushes,
+never commits.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import clock
+from okrgraph.domain.access import require_key_result_writer
+from okrgraph.domain.audit import record_audit
+from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.errors import Conflict, ErrorCode, NotFound, ValidationFailed
 from okrgraph.domain.key_results.own_score import rescore_own
-from okrgraph.domain.models import AuditEntry, CheckIn, Cycle, KeyResult, Objective
+from okrgraph.domain.models import CheckIn, Cycle, KeyResult, Objective
 from okrgraph.domain.models.enums import (
     CycleState,
     KeyResultDriver,
@@ -46,19 +51,17 @@ _CURRENT = text(
 
 async def record_check_in(
     session: AsyncSession,
-    *,
-    org_id: uuid.UUID,
+    principal: Principal,
     key_result_id: uuid.UUID,
     value: float,
+    *,
     confidence: int | None = None,
     comment: str = "",
-    author_person_id: uuid.UUID | None = None,
     effective_at: datetime | None = None,
     supersedes_id: uuid.UUID | None = None,
     now: datetime | None = None,
-    actor_token_id: uuid.UUID | None = None,
 ) -> CheckIn:
-    """Append a check-in and bring the key result's own numbers up to date.
+    """Append a check-in by `principal` and bring the key result's own numbers up to date.
 
     A correction (`supersedes_id`) takes the effective time of the check-in it
     corrects unless one is given. The KR's current value is the latest
@@ -66,69 +69,14 @@ async def record_check_in(
     older than the current one is logged without changing the current value.
     """
     now = now or clock.now()
-    number(value, "input.value")
-    if confidence is not None and not 0 <= confidence <= 10:
-        raise ValidationFailed(
-            "input.confidence", "confidence must be between 0 and 10", ErrorCode.VALUE_OUT_OF_RANGE
-        )
-    comment = text_field(comment, "input.comment", max_length=LONG_TEXT, required=False)
-    if effective_at is not None:
-        instant(effective_at, "input.effectiveAt")
-        if effective_at > now + CLOCK_SKEW:
-            raise ValidationFailed(
-                "input.effectiveAt", "effectiveAt lies in the future", ErrorCode.IN_THE_FUTURE
-            )
-
-    row = (
-        await session.execute(
-            select(KeyResult, Objective.cycle_id, Cycle.starts_on, Cycle.ends_on, Cycle.state)
-            .join(
-                Objective,
-                (Objective.org_id == KeyResult.org_id) & (Objective.id == KeyResult.objective_id),
-            )
-            .join(Cycle, (Cycle.org_id == Objective.org_id) & (Cycle.id == Objective.cycle_id))
-            .where(KeyResult.org_id == org_id, KeyResult.id == key_result_id)
-            .with_for_update(of=KeyResult)  # concurrent check-ins of one KR take turns
-        )
-    ).first()
-    if row is None:
-        raise NotFound("key result", key_result_id)
-    kr, _cycle_id, starts_on, ends_on, cycle_state = row
-    if kr.state is KeyResultState.CANCELLED:
-        raise Conflict("the key result is cancelled", ErrorCode.CANCELLED)
-    if kr.final_score is not None or cycle_state is CycleState.CLOSED:
-        raise Conflict(
-            "the key result's cycle is closed; its score is final", ErrorCode.CYCLE_CLOSED
-        )
-    if kr.progress_driver is not KeyResultDriver.CHECK_INS:
-        source = "its KPI" if kr.progress_driver is KeyResultDriver.KPI else "aligned objectives"
-        raise Conflict(
-            f"the key result's progress comes from {source}, not check-ins",
-            ErrorCode.DRIVER_MISMATCH,
-        )
-
+    comment = _valid_input(value, confidence, comment, effective_at, now)
+    org_id = principal.org_id
+    target = await _locked_target(session, org_id, key_result_id)
+    kr = target.key_result
+    await require_key_result_writer(session, principal, target.objective, kr.owner_person_id)
+    _require_check_ins(target)
     if supersedes_id is not None:
-        corrected = await session.scalar(
-            select(CheckIn).where(CheckIn.org_id == org_id, CheckIn.id == supersedes_id)
-        )
-        if corrected is None:
-            raise NotFound("check-in", supersedes_id)
-        if corrected.key_result_id != key_result_id:
-            raise ValidationFailed(
-                "input.supersedesId",
-                "not a check-in of this key result",
-                ErrorCode.WRONG_KEY_RESULT,
-            )
-        already = await session.scalar(
-            select(CheckIn.id).where(
-                CheckIn.org_id == org_id, CheckIn.supersedes_id == supersedes_id
-            )
-        )
-        if already is not None:
-            raise Conflict(
-                "that check-in was already corrected; correct the correction",
-                ErrorCode.ALREADY_CORRECTED,
-            )
+        corrected = await _correctable(session, org_id, key_result_id, supersedes_id)
         effective_at = effective_at or corrected.effective_at
 
     check_in = CheckIn(
@@ -138,7 +86,7 @@ async def record_check_in(
         value=value,
         confidence=confidence,
         comment=comment,
-        author_person_id=author_person_id,
+        author_person_id=principal.person_id,
         supersedes_id=supersedes_id,
         effective_at=effective_at or now,
         recorded_at=now,
@@ -152,26 +100,23 @@ async def record_check_in(
     kr.last_check_in_at = now
     # Written here, not by the roll-up (which will find it current): announced by the
     # job that consumes this check-in's request, with its ancestors.
-    written = await rescore_own(session, kr, starts_on, ends_on, now)
-    session.add(
-        AuditEntry(
-            org_id=org_id,
-            id=uuid.uuid4(),
-            actor_person_id=author_person_id,
-            actor_token_id=actor_token_id,
-            action=CHECKIN_CREATED,
-            subject_type=SubjectType.KEY_RESULT,
-            subject_id=kr.id,
-            changes={
-                "check_in_id": str(check_in.id),
-                "value": value,
-                "confidence": confidence,
-                "supersedes_id": str(supersedes_id) if supersedes_id else None,
-                "current_value": [old_value, kr.current_value],
-                "score": [old_score, kr.score],
-            },
-            created_at=now,
-        )
+    cycle = target.cycle
+    written = await rescore_own(session, kr, cycle.starts_on, cycle.ends_on, now)
+    record_audit(
+        session,
+        principal,
+        CHECKIN_CREATED,
+        SubjectType.KEY_RESULT,
+        kr.id,
+        {
+            "check_in_id": str(check_in.id),
+            "value": value,
+            "confidence": confidence,
+            "supersedes_id": str(supersedes_id) if supersedes_id else None,
+            "current_value": [old_value, kr.current_value],
+            "score": [old_score, kr.score],
+        },
+        at=now,
     )
     await request_recalculation(
         session,
@@ -194,3 +139,95 @@ async def record_check_in(
     )
     await session.flush()
     return check_in
+
+
+def _valid_input(
+    value: float,
+    confidence: int | None,
+    comment: str,
+    effective_at: datetime | None,
+    now: datetime,
+) -> str:
+    """The bounds of a check-in's input (before anything is read); the comment as stored."""
+    number(value, "input.value")
+    if confidence is not None and not 0 <= confidence <= 10:
+        raise ValidationFailed(
+            "input.confidence", "confidence must be between 0 and 10", ErrorCode.VALUE_OUT_OF_RANGE
+        )
+    if effective_at is not None:
+        instant(effective_at, "input.effectiveAt")
+        if effective_at > now + CLOCK_SKEW:
+            raise ValidationFailed(
+                "input.effectiveAt", "effectiveAt lies in the future", ErrorCode.IN_THE_FUTURE
+            )
+    return text_field(comment, "input.comment", max_length=LONG_TEXT, required=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    key_result: KeyResult
+    objective: Objective
+    cycle: Cycle
+
+
+async def _locked_target(
+    session: AsyncSession, org_id: uuid.UUID, key_result_id: uuid.UUID
+) -> _Target:
+    """The key result (row-locked: concurrent check-ins of one KR take turns), its
+    objective (who may write) and its cycle (its dates and state), in one statement."""
+    row = (
+        await session.execute(
+            select(KeyResult, Objective, Cycle)
+            .join(
+                Objective,
+                (Objective.org_id == KeyResult.org_id) & (Objective.id == KeyResult.objective_id),
+            )
+            .join(Cycle, (Cycle.org_id == Objective.org_id) & (Cycle.id == Objective.cycle_id))
+            .where(KeyResult.org_id == org_id, KeyResult.id == key_result_id)
+            .with_for_update(of=KeyResult)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("KeyResult", key_result_id)
+    return _Target(*row)
+
+
+def _require_check_ins(target: _Target) -> None:
+    """A check-in moves only an open key result whose value comes from check-ins."""
+    kr = target.key_result
+    if kr.state is KeyResultState.CANCELLED:
+        raise Conflict("the key result is cancelled", ErrorCode.CANCELLED)
+    if kr.final_score is not None or target.cycle.state is CycleState.CLOSED:
+        raise Conflict(
+            "the key result's cycle is closed; its score is final", ErrorCode.CYCLE_CLOSED
+        )
+    if kr.progress_driver is not KeyResultDriver.CHECK_INS:
+        source = "its KPI" if kr.progress_driver is KeyResultDriver.KPI else "aligned objectives"
+        raise Conflict(
+            f"the key result's progress comes from {source}, not check-ins",
+            ErrorCode.DRIVER_MISMATCH,
+        )
+
+
+async def _correctable(
+    session: AsyncSession, org_id: uuid.UUID, key_result_id: uuid.UUID, supersedes_id: uuid.UUID
+) -> CheckIn:
+    """The check-in a correction supersedes: one of this key result, not yet corrected."""
+    corrected = await session.scalar(
+        select(CheckIn).where(CheckIn.org_id == org_id, CheckIn.id == supersedes_id)
+    )
+    if corrected is None:
+        raise NotFound("CheckIn", supersedes_id)
+    if corrected.key_result_id != key_result_id:
+        raise ValidationFailed(
+            "input.supersedesId", "not a check-in of this key result", ErrorCode.WRONG_KEY_RESULT
+        )
+    already = await session.scalar(
+        select(CheckIn.id).where(CheckIn.org_id == org_id, CheckIn.supersedes_id == supersedes_id)
+    )
+    if already is not None:
+        raise Conflict(
+            "that check-in was already corrected; correct the correction",
+            ErrorCode.ALREADY_CORRECTED,
+        )
+    return corrected

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from okrgraph.domain.access import leads_team, may_edit_objective, require_write
+from okrgraph.domain.access import may_edit_objective, may_manage_team_kpis, require_write
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.errors import Conflict, ErrorCode, Forbidden, NotFound, ValidationFailed
@@ -24,7 +24,7 @@ from okrgraph.domain.lookup import get_row
 from okrgraph.domain.models import KeyResult, Kpi, KpiLink, Objective, Team
 from okrgraph.domain.models.enums import Direction, KpiCadence, SubjectType
 from okrgraph.domain.scores.requests import request_recalculation
-from okrgraph.domain.validation import number, text_field
+from okrgraph.domain.validation import number, optional_number, text_field
 
 KPI_LINKED = "kpi.linked"
 KPI_UNLINKED = "kpi.unlinked"
@@ -57,16 +57,6 @@ async def _team(session: AsyncSession, team_id: uuid.UUID, field: str) -> Team:
     if team.archived_at is not None:
         raise ValidationFailed(field, "The team is archived.", ErrorCode.ARCHIVED)
     return team
-
-
-async def may_manage_team_kpis(
-    session: AsyncSession, principal: Principal, owner_team_id: uuid.UUID | None
-) -> bool:
-    if principal.is_admin:
-        return True
-    if principal.person_id is None or owner_team_id is None:
-        return False
-    return await leads_team(session, principal.person_id, owner_team_id)
 
 
 async def _require_manager(
@@ -110,10 +100,6 @@ def _blame(changes: KpiChanges) -> str:
     return "input.direction"
 
 
-def _optional_number(value: float | None, field: str) -> float | None:
-    return None if value is None else number(value, field)
-
-
 async def _name_taken(session: AsyncSession, name: str, except_id: uuid.UUID | None) -> bool:
     stmt = select(Kpi.id).where(Kpi.name == name)
     if except_id is not None:
@@ -139,9 +125,9 @@ async def create_kpi(
     name = text_field(name, "input.name", max_length=200)
     description = text_field(description, "input.description", max_length=5000, required=False)
     unit = text_field(unit, "input.unit", max_length=32, required=False)
-    target = _optional_number(target, "input.target")
-    warning_threshold = _optional_number(warning_threshold, "input.warningThreshold")
-    critical_threshold = _optional_number(critical_threshold, "input.criticalThreshold")
+    target = optional_number(target, "input.target")
+    warning_threshold = optional_number(warning_threshold, "input.warningThreshold")
+    critical_threshold = optional_number(critical_threshold, "input.criticalThreshold")
     _check_thresholds(direction, warning_threshold, critical_threshold)
     if owner_team_id is not None:
         await _team(session, owner_team_id, "input.ownerTeamId")

@@ -12,15 +12,19 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import clock, scoring
-from okrgraph.domain.errors import Conflict, ErrorCode, NotFound, ValidationFailed
-from okrgraph.domain.models import AuditEntry, Kpi, KpiMeasurement
+from okrgraph.domain.access import may_manage_team_kpis, require_write
+from okrgraph.domain.audit import record_audit
+from okrgraph.domain.auth.tokens import Principal
+from okrgraph.domain.errors import Conflict, ErrorCode, Forbidden, NotFound, ValidationFailed
+from okrgraph.domain.models import Kpi, KpiMeasurement
 from okrgraph.domain.models.enums import Direction, Health, SubjectType
 from okrgraph.domain.outbox.service import KPI_MEASURED
 from okrgraph.domain.scores.requests import request_recalculation
 from okrgraph.domain.validation import KEY, SHORT_TEXT, instant, number
 
 CLOCK_SKEW = timedelta(minutes=5)
-MAX_BATCH = 10_000
+# One call's points: what one statement inserts comfortably, and the API's list bound.
+MAX_MEASUREMENTS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,24 +37,69 @@ class MeasurementInput:
 
 async def record_kpi_measurements(
     session: AsyncSession,
-    *,
-    org_id: uuid.UUID,
+    principal: Principal,
     kpi_id: uuid.UUID,
     items: Sequence[MeasurementInput],
-    actor_person_id: uuid.UUID | None = None,
-    actor_token_id: uuid.UUID | None = None,
+    *,
     now: datetime | None = None,
 ) -> tuple[int, int]:
-    """Insert measurements in one statement; returns (inserted, duplicates).
+    """Insert measurements by `principal` in one statement; returns (inserted, duplicates).
 
+    Admins, leads of the KPI's team and integration tokens with `write` may.
     Idempotent by (kpi, source, external_id): a point sent again is counted as
     a duplicate and changes nothing. Points without external_id are always new.
     """
     now = now or clock.now()
-    if len(items) > MAX_BATCH:
+    if len(items) > MAX_MEASUREMENTS:
         raise ValidationFailed(
-            "input.items", f"at most {MAX_BATCH} measurements per call", ErrorCode.TOO_MANY
+            "input.items", f"At most {MAX_MEASUREMENTS} per call.", ErrorCode.TOO_MANY
         )
+    require_write(principal)
+    _check_items(items, now)
+    org_id = principal.org_id
+    kpi = await session.scalar(
+        select(Kpi).where(Kpi.org_id == org_id, Kpi.id == kpi_id).with_for_update()
+    )
+    if kpi is None:
+        raise NotFound("Kpi", kpi_id)
+    integration = principal.person_id is None
+    if not integration and not await may_manage_team_kpis(session, principal, kpi.owner_team_id):
+        raise Forbidden(
+            "Only an admin, a lead of the KPI's team or an integration may.", ErrorCode.NOT_OWNER
+        )
+    if kpi.archived_at is not None:
+        raise Conflict("the KPI is archived", ErrorCode.ARCHIVED)
+    if not items:
+        return 0, 0
+    inserted = await _insert(session, org_id, kpi_id, items, now)
+    duplicates = len(items) - inserted
+    if inserted:
+        await refresh_kpis(session, org_id, [kpi_id])
+        record_audit(
+            session,
+            principal,
+            KPI_MEASURED,
+            SubjectType.KPI,
+            kpi_id,
+            {"inserted": inserted, "duplicates": duplicates},
+            at=now,
+        )
+        await request_recalculation(
+            session,
+            org_id,
+            KpiMeasurement(org_id=org_id, kpi_id=kpi_id),  # what the inserted rows share
+            type=KPI_MEASURED,
+            subject_type=SubjectType.KPI,
+            subject_id=kpi_id,
+            created=True,
+            payload={"kpi_id": str(kpi_id), "inserted": inserted},
+            now=now,
+        )
+    await session.flush()
+    return inserted, duplicates
+
+
+def _check_items(items: Sequence[MeasurementInput], now: datetime) -> None:
     for i, item in enumerate(items):
         number(item.value, f"input.items.{i}.value")
         instant(item.measured_at, f"input.items.{i}.measuredAt")
@@ -72,73 +121,41 @@ async def record_kpi_measurements(
                 f"externalId is at most {KEY} characters",
                 ErrorCode.TEXT_TOO_LONG,
             )
-    kpi = await session.scalar(
-        select(Kpi).where(Kpi.org_id == org_id, Kpi.id == kpi_id).with_for_update()
-    )
-    if kpi is None:
-        raise NotFound("KPI", kpi_id)
-    if kpi.archived_at is not None:
-        raise Conflict("the KPI is archived", ErrorCode.ARCHIVED)
-    if not items:
-        return 0, 0
 
-    inserted = len(
-        (
-            await session.execute(
-                text(
-                    """
-                    INSERT INTO kpi_measurements
-                        (org_id, id, kpi_id, value, measured_at, source, external_id, recorded_at)
-                    SELECT CAST(:org AS uuid), gen_random_uuid(), CAST(:kpi AS uuid),
-                           v, at, src, ext, :now
-                    FROM unnest(CAST(:values AS float8[]), CAST(:ats AS timestamptz[]),
-                                CAST(:sources AS text[]), CAST(:exts AS text[]))
-                         AS m(v, at, src, ext)
-                    ON CONFLICT (org_id, kpi_id, source, external_id) DO NOTHING
-                    RETURNING id
-                    """
-                ),
-                {
-                    "org": org_id,
-                    "kpi": kpi_id,
-                    "now": now,
-                    "values": [i.value for i in items],
-                    "ats": [i.measured_at for i in items],
-                    "sources": [i.source for i in items],
-                    "exts": [i.external_id for i in items],
-                },
-            )
-        ).all()
+
+async def _insert(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    kpi_id: uuid.UUID,
+    items: Sequence[MeasurementInput],
+    now: datetime,
+) -> int:
+    """How many of the points were new (a re-sent one is skipped by the unique key)."""
+    rows = await session.execute(
+        text(
+            """
+            INSERT INTO kpi_measurements
+                (org_id, id, kpi_id, value, measured_at, source, external_id, recorded_at)
+            SELECT CAST(:org AS uuid), gen_random_uuid(), CAST(:kpi AS uuid),
+                   v, at, src, ext, :now
+            FROM unnest(CAST(:values AS float8[]), CAST(:ats AS timestamptz[]),
+                        CAST(:sources AS text[]), CAST(:exts AS text[]))
+                 AS m(v, at, src, ext)
+            ON CONFLICT (org_id, kpi_id, source, external_id) DO NOTHING
+            RETURNING id
+            """
+        ),
+        {
+            "org": org_id,
+            "kpi": kpi_id,
+            "now": now,
+            "values": [i.value for i in items],
+            "ats": [i.measured_at for i in items],
+            "sources": [i.source for i in items],
+            "exts": [i.external_id for i in items],
+        },
     )
-    duplicates = len(items) - inserted
-    if inserted:
-        await refresh_kpis(session, org_id, [kpi_id])
-        session.add(
-            AuditEntry(
-                org_id=org_id,
-                id=uuid.uuid4(),
-                actor_person_id=actor_person_id,
-                actor_token_id=actor_token_id,
-                action=KPI_MEASURED,
-                subject_type=SubjectType.KPI,
-                subject_id=kpi_id,
-                changes={"inserted": inserted, "duplicates": duplicates},
-                created_at=now,
-            )
-        )
-        await request_recalculation(
-            session,
-            org_id,
-            KpiMeasurement(org_id=org_id, kpi_id=kpi_id),  # what the inserted rows share
-            type=KPI_MEASURED,
-            subject_type=SubjectType.KPI,
-            subject_id=kpi_id,
-            created=True,
-            payload={"kpi_id": str(kpi_id), "inserted": inserted},
-            now=now,
-        )
-    await session.flush()
-    return inserted, duplicates
+    return len(rows.all())
 
 
 async def refresh_kpis(

@@ -13,8 +13,10 @@ from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.errors import Conflict, ErrorCode, ValidationFailed
 from okrgraph.domain.lookup import get_row
+from okrgraph.domain.messages import AccessRevoked
 from okrgraph.domain.models import Membership, Person, Team
 from okrgraph.domain.models.enums import OrgRole, SubjectType, TeamRole
+from okrgraph.domain.outbox.after_commit import AfterCommit
 from okrgraph.domain.validation import LONG_TEXT, text_field
 
 
@@ -175,6 +177,10 @@ async def archive_person(
         person.archived_at = datetime.now(UTC)
         await session.flush()
         record_audit(session, principal, "person.archived", SubjectType.PERSON, person.id)
+        # Once committed, the person's open subscriptions end, in every API process.
+        AfterCommit.of(session).announce(
+            AccessRevoked(person.org_id, person_ids=frozenset({person.id}))
+        )
     return person
 
 

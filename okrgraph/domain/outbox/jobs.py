@@ -14,31 +14,41 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+
+from okrgraph.domain.outbox.after_commit import Job
 
 RECALCULATE_SCORES = "recalculate_scores"
 WINDOW_MS = 50
 
 
-def recalculation_job(
-    org_id: uuid.UUID | str, *, now_ms: int | None = None
-) -> tuple[str, dict[str, Any]]:
-    """(`recalculate_scores`, kwargs) for `ArqRedis.enqueue_job(name, **kwargs)`."""
+def recalculation_job(org_id: uuid.UUID | str, *, now_ms: int | None = None) -> Job:
+    """The organisation's `recalculate_scores` job of the current window."""
     at = int(time.time() * 1000) if now_ms is None else now_ms
     window = at // WINDOW_MS
     run_at = datetime.fromtimestamp((window + 1) * WINDOW_MS / 1000, tz=UTC)
-    return RECALCULATE_SCORES, {
-        "org_id": str(org_id),
-        "_job_id": f"recalc:{org_id}:{window}",
-        "_defer_until": run_at,
-    }
+    return Job(
+        RECALCULATE_SCORES,
+        {"org_id": str(org_id), "_job_id": f"recalc:{org_id}:{window}", "_defer_until": run_at},
+    )
+
+
+@dataclass(frozen=True)
+class Recalculation:
+    """A committed change asks for its organisation's roll-up (an after-commit
+    follow-up: its job is made once the change has committed)."""
+
+    org_id: uuid.UUID
+
+    def job(self) -> Job:
+        return recalculation_job(self.org_id)
 
 
 FULL_RECALCULATION = "full_recalculation"
 
 
-def full_recalculation_job(org_id: uuid.UUID | str, *, period_s: int) -> tuple[str, dict[str, Any]]:
+def full_recalculation_job(org_id: uuid.UUID | str, *, period_s: int) -> Job:
     """One full recalculation per organisation and period, whoever asks."""
     period = int(time.time()) // period_s
-    return FULL_RECALCULATION, {"org_id": str(org_id), "_job_id": f"full:{org_id}:{period}"}
+    return Job(FULL_RECALCULATION, {"org_id": str(org_id), "_job_id": f"full:{org_id}:{period}"})

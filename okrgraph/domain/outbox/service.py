@@ -12,7 +12,9 @@ announce; scores.requests decides what a change names). The recalculation
 job claims those events (FOR UPDATE SKIP LOCKED), recomputes, and sets `processed_at`; the
 relay sweeps the ones left pending. Events without `recalc` (e.g.
 `score.changed`) are left to their own consumers: `processed_at` marks
-only what the score pipeline consumed. Events every consumer is done with are
+only what the score pipeline consumed. `emit` also registers the event's follow-up
+job in the transaction's after-commit buffer (`follow_up_of`, after_commit.py).
+Events every consumer is done with are
 pruned once past the retention period (retention.py: each consumer declares
 what it still needs).
 """
@@ -31,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okrgraph.domain import clock
 from okrgraph.domain.models import OutboxEvent
 from okrgraph.domain.models.enums import SubjectType
+from okrgraph.domain.outbox.after_commit import AfterCommit, FollowUp
+from okrgraph.domain.outbox.jobs import Recalculation
 
 CHECKIN_CREATED = "checkin.created"
 KPI_MEASURED = "kpi.measured"
@@ -71,7 +75,8 @@ async def emit(
     payload: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> OutboxEvent:
-    """Add an outbox event to the session (the caller's transaction commits it)."""
+    """Add an outbox event to the session (the caller's transaction commits it) and
+    register its follow-up job to run once that transaction has committed."""
     event = OutboxEvent(
         org_id=org_id,
         id=uuid.uuid4(),
@@ -83,7 +88,17 @@ async def emit(
     if now is not None:
         event.created_at = now
     session.add(event)
+    follow_up = follow_up_of(event)
+    if follow_up is not None:
+        AfterCommit.of(session).request(follow_up)
     return event
+
+
+def follow_up_of(event: OutboxEvent) -> FollowUp | None:
+    """What consumes an event once committed: a recalculation for one asking for it."""
+    if "recalc" in event.payload:
+        return Recalculation(event.org_id)
+    return None
 
 
 @dataclass

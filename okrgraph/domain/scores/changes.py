@@ -12,62 +12,15 @@ roll-up, finding the score already current, does not report it again.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain.messages import ScoreChange
 from okrgraph.domain.models import ScoreHistory
 from okrgraph.domain.models.enums import Status, SubjectType
 from okrgraph.domain.outbox.service import SCORE_CHANGED, emit
-
-
-@dataclass(frozen=True, slots=True)
-class ScoreChange:
-    subject_type: str  # KEY_RESULT | OBJECTIVE
-    subject_id: uuid.UUID
-    value: float
-    status: str
-    previous_value: float
-    previous_status: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "subjectType": self.subject_type,
-            "id": str(self.subject_id),
-            "value": self.value,
-            "status": self.status,
-            "previousValue": self.previous_value,
-            "previousStatus": self.previous_status,
-        }
-
-    def as_record(self) -> dict[str, Any]:
-        """As it travels in an outbox payload (`from_record` reads it back)."""
-        return {
-            "subject_type": self.subject_type,
-            "subject_id": str(self.subject_id),
-            "value": self.value,
-            "status": self.status,
-            "previous_value": self.previous_value,
-            "previous_status": self.previous_status,
-        }
-
-    @classmethod
-    def from_record(cls, data: Any) -> ScoreChange | None:
-        """None for anything that is not a well-formed record (nothing to announce)."""
-        try:
-            return cls(
-                str(data["subject_type"]),
-                uuid.UUID(str(data["subject_id"])),
-                float(data["value"]),
-                str(data["status"]),
-                float(data["previous_value"]),
-                str(data["previous_status"]),
-            )
-        except (KeyError, TypeError, ValueError):
-            return None
 
 
 async def record_written(
@@ -118,5 +71,5 @@ async def record_written(
         now=now,
     )
     return ScoreChange(
-        subject_type.value, subject_id, value, status.value, previous_value, old_status
+        subject_type, subject_id, value, status, previous_value, previous_status or status
     )

@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain.messages import ScoreChange
 from okrgraph.domain.models import (
     Alignment,
     CheckIn,
@@ -45,7 +46,6 @@ from okrgraph.domain.models import (
 from okrgraph.domain.models.base import Base
 from okrgraph.domain.models.enums import SubjectType
 from okrgraph.domain.outbox.service import emit, recalc_payload
-from okrgraph.domain.scores.changes import ScoreChange
 
 
 class Effect(enum.Enum):
@@ -269,7 +269,7 @@ async def request_recalculation(
         objective_ids=named["objectives"],
         cycle_ids=named["cycles"],
         kpi_ids=named["kpis"],
-        written=[c.as_record() for c in written],
+        written=[c.to_json() for c in written],
     )
     await emit(
         session,

@@ -18,9 +18,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain.messages import ScoreChange
+from okrgraph.domain.models.enums import Status, SubjectType
 from okrgraph.domain.outbox.service import SCORE_CHANGED, emit, recalc_payload
 from okrgraph.domain.scores import sql
-from okrgraph.domain.scores.changes import ScoreChange
 from okrgraph.domain.scores.queries import CyclePace, cycle_pace
 
 log = logging.getLogger(__name__)
@@ -224,7 +225,14 @@ async def _run(
                 stale.append(r.id)
             else:
                 result.changes.append(
-                    ScoreChange(kind, r.id, r.value, r.status, r.old_value, r.old_status)
+                    ScoreChange(
+                        SubjectType(kind),
+                        r.id,
+                        r.value,
+                        Status(r.status),
+                        r.old_value,
+                        Status(r.old_status),
+                    )
                 )
         if not stale:
             return

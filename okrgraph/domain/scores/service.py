@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import clock
 from okrgraph.domain.kpis.service import refresh_kpis, sync_kpi_key_results
+from okrgraph.domain.messages import ScoreChange
 from okrgraph.domain.outbox.service import consume_all_pending
-from okrgraph.domain.scores.changes import ScoreChange
 from okrgraph.domain.scores.queries import CyclePace, all_levels, cycle_pace, levels_above
 from okrgraph.domain.scores.rollup import RecalcResult, roll_up
 
@@ -117,7 +117,7 @@ async def full_recalculation(
 
 def written_changes(records: list[object]) -> list[ScoreChange]:
     """The changes consumed events wrote themselves (requests.py), to announce."""
-    return [c for c in map(ScoreChange.from_record, records) if c is not None]
+    return [c for c in map(ScoreChange.from_json, records) if c is not None]
 
 
 async def sync_kpis(

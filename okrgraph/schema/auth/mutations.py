@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from okrgraph.domain import validation
 from okrgraph.domain.auth import service
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.live import AccessRevoked
 from okrgraph.schema import bounds
 from okrgraph.schema.auth.types import ApiToken
 from okrgraph.schema.context import Info
@@ -100,11 +99,11 @@ class AuthMutations:
                 session, principal, parse_id(id, "ApiToken", "id")
             )
 
-        def success(row: Any) -> ApiTokenSuccess:
-            # After commit, its open subscriptions end, in every API process.
-            info.context.announcements.append(
-                AccessRevoked(row.org_id, token_ids=frozenset({row.id}))
-            )
-            return ApiTokenSuccess(token=ApiToken.from_row(row))
-
-        return await run_mutation(info, "revokeApiToken", id, idempotency_key, action, success)
+        return await run_mutation(
+            info,
+            "revokeApiToken",
+            id,
+            idempotency_key,
+            action,
+            lambda row: ApiTokenSuccess(token=ApiToken.from_row(row)),
+        )

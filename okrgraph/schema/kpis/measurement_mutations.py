@@ -10,19 +10,18 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import validation
-from okrgraph.domain.access import require_write
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.errors import ErrorCode, Forbidden, ValidationFailed
-from okrgraph.domain.kpis.catalog import get_kpi, may_manage_team_kpis
-from okrgraph.domain.kpis.service import MeasurementInput, record_kpi_measurements
+from okrgraph.domain.kpis.service import (
+    MAX_MEASUREMENTS,
+    MeasurementInput,
+    record_kpi_measurements,
+)
 from okrgraph.domain.models import Kpi as KpiRow
 from okrgraph.schema import bounds
 from okrgraph.schema.context import Info
 from okrgraph.schema.kpis.types import Kpi
 from okrgraph.schema.node import parse_id
 from okrgraph.schema.payloads import UserErrors, run_mutation
-
-MAX_MEASUREMENTS = 1000
 
 
 @strawberry.input(description="One point of a KPI's series.")
@@ -66,25 +65,12 @@ class KpiMeasurementMutations:
         self, info: Info, input: RecordKpiMeasurementsInput, idempotency_key: str | None = None
     ) -> RecordKpiMeasurementsResult:
         async def action(session: AsyncSession, principal: Principal) -> Any:
-            if len(input.items) > MAX_MEASUREMENTS:
-                raise ValidationFailed(
-                    "input.items", f"At most {MAX_MEASUREMENTS} per call.", ErrorCode.TOO_MANY
-                )
-            require_write(principal)
-            kpi = await get_kpi(session, parse_id(input.kpi_id, "Kpi", "input.kpiId"))
-            integration = principal.person_id is None
-            if not integration and not await may_manage_team_kpis(
-                session, principal, kpi.owner_team_id
-            ):
-                raise Forbidden(
-                    "Only an admin, a lead of the KPI's team or an integration may.",
-                    ErrorCode.NOT_OWNER,
-                )
+            kpi_id = parse_id(input.kpi_id, "Kpi", "input.kpiId")
             inserted, duplicates = await record_kpi_measurements(
                 session,
-                org_id=principal.org_id,
-                kpi_id=kpi.id,
-                items=[
+                principal,
+                kpi_id,
+                [
                     MeasurementInput(
                         value=i.value,
                         measured_at=i.measured_at,
@@ -93,11 +79,8 @@ class KpiMeasurementMutations:
                     )
                     for i in input.items
                 ],
-                actor_person_id=principal.person_id,
-                actor_token_id=principal.token_id,
             )
-            await session.refresh(kpi)
-            return {"kpi": str(kpi.id), "inserted": inserted, "duplicates": duplicates}
+            return {"kpi": str(kpi_id), "inserted": inserted, "duplicates": duplicates}
 
         async def success(result: dict[str, Any]) -> RecordKpiMeasurementsSuccess:
             return RecordKpiMeasurementsSuccess(

@@ -22,15 +22,9 @@ import strawberry
 
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.graph.queries import rows_by_ids
-from okrgraph.domain.live import (
-    REVOKED,
-    ProgressChanged,
-    SubjectChange,
-    Subscriber,
-    SubscriptionEnded,
-    SubscriptionRefused,
-    progress_channel,
-)
+from okrgraph.domain.live import REVOKED, Subscriber, SubscriptionEnded, SubscriptionRefused
+from okrgraph.domain.messages import ProgressChanged, ScoreChange, progress_channel
+from okrgraph.domain.models.enums import SubjectType
 from okrgraph.schema.context import Context, Info
 from okrgraph.schema.enums import Status
 from okrgraph.schema.errors import ClientError, NotAuthenticated
@@ -41,7 +35,7 @@ from okrgraph.schema.okrs.types import Objective
 from okrgraph.schema.permissions import CanRead, require_principal
 
 # The GraphQL type of each subject type of the worker's messages.
-SUBJECT_TYPES = {"OBJECTIVE": "Objective", "KEY_RESULT": "KeyResult"}
+SUBJECT_TYPES = {SubjectType.OBJECTIVE: "Objective", SubjectType.KEY_RESULT: "KeyResult"}
 # A subscription re-checks its token before delivering, at most this often: the
 # revocation broadcast ends it at once; this catches a broadcast lost with Redis.
 REAUTHORISE_EVERY_S = 1.0
@@ -70,7 +64,7 @@ class ProgressChange:
     previous_status: Status = strawberry.field(description="Pace health before.")
 
 
-def wanted_changes(message: ProgressChanged, wanted: set[str] | None) -> list[SubjectChange]:
+def wanted_changes(message: ProgressChanged, wanted: set[str] | None) -> list[ScoreChange]:
     """The changes of a message this subscription asked for (`ids`, or all)."""
     return [
         c
@@ -79,7 +73,7 @@ def wanted_changes(message: ProgressChanged, wanted: set[str] | None) -> list[Su
     ]
 
 
-async def read_changes(ctx: Context, changes: list[SubjectChange]) -> list[ProgressChange]:
+async def read_changes(ctx: Context, changes: list[ScoreChange]) -> list[ProgressChange]:
     """The payloads of `changes`, their subjects read in one short transaction
     (`ctx.reads_per_use`) and primed into this event's fresh loaders, so nothing an
     earlier event cached is shown. A subject gone or not visible is left out."""
@@ -105,7 +99,7 @@ async def read_changes(ctx: Context, changes: list[SubjectChange]) -> list[Progr
             ProgressChange(
                 subject=kind.build(row),
                 previous_value=change.previous_value,
-                previous_status=Status(change.previous_status),
+                previous_status=change.previous_status,
             )
         )
     return out

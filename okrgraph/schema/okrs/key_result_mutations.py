@@ -9,11 +9,9 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import validation
-from okrgraph.domain.access import require_key_result_writer
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.key_results import definitions
 from okrgraph.domain.key_results.service import record_check_in
-from okrgraph.domain.objectives.service import get_objective
 from okrgraph.schema import bounds
 from okrgraph.schema.context import Info
 from okrgraph.schema.enums import (
@@ -183,24 +181,17 @@ class KeyResultMutations:
         self, info: Info, input: CheckInInput, idempotency_key: str | None = None
     ) -> CheckInResult:
         async def action(session: AsyncSession, principal: Principal) -> Any:
-            kr = await definitions.get_key_result(
-                session, parse_id(input.key_result_id, "KeyResult", "input.keyResultId")
-            )
-            objective = await get_objective(session, kr.objective_id)
-            await require_key_result_writer(session, principal, objective, kr.owner_person_id)
             return await record_check_in(
                 session,
-                org_id=principal.org_id,
-                key_result_id=kr.id,
-                value=input.value,
+                principal,
+                parse_id(input.key_result_id, "KeyResult", "input.keyResultId"),
+                input.value,
                 confidence=input.confidence,
                 comment=input.comment,
-                author_person_id=principal.person_id,
                 effective_at=input.effective_at,
                 supersedes_id=parse_optional_id(
                     input.supersedes_id, "CheckIn", "input.supersedesId"
                 ),
-                actor_token_id=principal.token_id,
             )
 
         return await run_mutation(

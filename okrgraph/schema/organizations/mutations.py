@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import validation
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.live import AccessRevoked
 from okrgraph.domain.organizations import service
 from okrgraph.schema import bounds
 from okrgraph.schema.context import Info
@@ -180,14 +179,7 @@ class OrganizationMutations:
         async def action(session: AsyncSession, principal: Principal) -> Any:
             return await service.archive_person(session, principal, parse_id(id, "Person", "id"))
 
-        def success(person: Any) -> Any:
-            # After commit, the person's open subscriptions end, in every API process.
-            info.context.announcements.append(
-                AccessRevoked(person.org_id, person_ids=frozenset({person.id}))
-            )
-            return _person(person)
-
-        return await run_mutation(info, "archivePerson", id, idempotency_key, action, success)
+        return await run_mutation(info, "archivePerson", id, idempotency_key, action, _person)
 
     @strawberry.mutation(description="Put a person in a team or change their role (admins).")
     async def set_membership(

@@ -13,7 +13,7 @@ from okrgraph.domain import clock
 from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.cycles.rolling import close_if_due, due_to_close, org_today, start_grading
 from okrgraph.domain.cycles.starting import take_kpi_starts
-from okrgraph.domain.db import tenant_session
+from okrgraph.domain.outbox.after_commit import unit_of_work
 from okrgraph.domain.outbox.service import all_org_ids
 
 log = logging.getLogger(__name__)
@@ -41,16 +41,19 @@ async def roll_cycles(ctx: dict[str, Any]) -> dict[str, int]:
         orgs = await all_org_ids(session)
     totals = {"graded": 0, "closed": 0, "failed": 0}
     for org in orgs:
-        for key, n in (await roll_org_cycles(sessionmaker, org, now)).items():
+        for key, n in (await roll_org_cycles(sessionmaker, org, now, ctx.get("redis"))).items():
             totals[key] += n
     return totals
 
 
 async def roll_org_cycles(
-    sessionmaker: async_sessionmaker[AsyncSession], org: uuid.UUID, now: datetime
+    sessionmaker: async_sessionmaker[AsyncSession],
+    org: uuid.UUID,
+    now: datetime,
+    queue: Any = None,
 ) -> dict[str, int]:
     principal = system_principal(org)
-    async with tenant_session(sessionmaker, org) as session:
+    async with unit_of_work(sessionmaker, org, queue) as session:
         today = await org_today(session, org, now)
         await take_kpi_starts(session, principal, now)
         graded = len(await start_grading(session, principal, today))
@@ -58,7 +61,7 @@ async def roll_org_cycles(
     closed = failed = 0
     for cycle_id in due:
         try:
-            async with tenant_session(sessionmaker, org) as session:
+            async with unit_of_work(sessionmaker, org, queue) as session:
                 closing = await close_if_due(session, principal, cycle_id, now, today)
         except Exception:
             log.exception("could not close cycle %s of organisation %s", cycle_id, org)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from okrgraph.domain.db import tenant_session
+from okrgraph.domain.outbox.after_commit import unit_of_work
 from okrgraph.domain.scores.service import sync_kpis
-from okrgraph.worker.jobs.scores import publish
+from okrgraph.worker.jobs.scores import announce
 
 
 async def sync_kpi_key_results(ctx: dict[str, Any], org_id: str) -> dict[str, int]:
@@ -17,7 +17,7 @@ async def sync_kpi_key_results(ctx: dict[str, Any], org_id: str) -> dict[str, in
     recalculation job; this sweep repairs an organisation wholesale.
     """
     org = uuid.UUID(str(org_id))
-    async with tenant_session(ctx["sessionmaker"], org) as session:
+    async with unit_of_work(ctx["sessionmaker"], org, ctx.get("redis")) as session:
         result = await sync_kpis(session, org)
-    await publish(ctx, org, result.changes)
+        announce(session, org, result.changes)
     return {"nodes": result.nodes, "changes": len(result.changes)}

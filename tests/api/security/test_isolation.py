@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from okrgraph.domain import clock
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.live import LiveHub, ProgressChanged, SubjectChange, progress_channel
-from okrgraph.domain.models.enums import OrgRole
+from okrgraph.domain.live import LiveHub
+from okrgraph.domain.messages import ProgressChanged, ScoreChange, progress_channel
+from okrgraph.domain.models.enums import OrgRole, Status, SubjectType
 from okrgraph.schema import schema
 from okrgraph.schema.context import Context
 from okrgraph.schema.node import NODE_KINDS, from_global_id
@@ -198,7 +199,7 @@ SUBSCRIBE = """subscription($ids: [ID!]) {
 
 
 def progress(org: uuid.UUID, id: uuid.UUID) -> str:
-    change = SubjectChange("OBJECTIVE", id, 0.5, "ON_TRACK", 0.1, "AT_RISK")
+    change = ScoreChange(SubjectType.OBJECTIVE, id, 0.5, Status.ON_TRACK, 0.1, Status.AT_RISK)
     return ProgressChanged(org, (change,)).encode()
 
 

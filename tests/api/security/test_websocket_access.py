@@ -24,14 +24,10 @@ from websockets.exceptions import ConnectionClosed
 from okrgraph.api.app import create_app
 from okrgraph.api.websocket import REVOKED_CLOSE
 from okrgraph.domain.db import tenant_session
-from okrgraph.domain.live import (
-    MAX_SUBSCRIPTIONS_PER_TOKEN,
-    ProgressChanged,
-    SubjectChange,
-    progress_channel,
-)
+from okrgraph.domain.live import MAX_SUBSCRIPTIONS_PER_TOKEN
+from okrgraph.domain.messages import ProgressChanged, ScoreChange, progress_channel
 from okrgraph.domain.models import ApiToken, CheckIn
-from okrgraph.domain.models.enums import OrgRole
+from okrgraph.domain.models.enums import OrgRole, Status, SubjectType
 from okrgraph.schema.node import to_global_id
 from tests.factories import make_key_result, make_objective, make_org, make_person, make_token
 from tests.gql import data
@@ -98,7 +94,9 @@ async def drain(ws: ClientConnection) -> None:
 async def publish_change(
     redis_client: aioredis.Redis, org_id: uuid.UUID, objective_id: uuid.UUID
 ) -> None:
-    change = SubjectChange("OBJECTIVE", objective_id, 0.5, "ON_TRACK", 0.1, "AT_RISK")
+    change = ScoreChange(
+        SubjectType.OBJECTIVE, objective_id, 0.5, Status.ON_TRACK, 0.1, Status.AT_RISK
+    )
     message = ProgressChanged(org_id, (change,))
     await redis_client.publish(progress_channel(org_id), message.encode())
 
