@@ -68,7 +68,7 @@ def roll_up(graph: Graph, pace: CyclePace) -> tuple[dict[uuid.UUID, Value], dict
         terms = []
         for a in children_of.get(parent, []):
             child = graph.objectives[a.child_objective_id]
-            if scoring.counts(ObjectiveState(child.state)):
+            if ObjectiveState(child.state) is not ObjectiveState.CANCELLED:
                 terms.append(scoring.Term(a.weight, contribution_obj(child.id), "children"))
         return terms
 

@@ -38,11 +38,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def port_in_use(host: str, port: int) -> bool:
-    """Whether `host:port` can't be bound (as uvicorn binds it: SO_REUSEADDR)."""
-    return bind_problem(host, port) is not None
-
-
 def bind_problem(host: str, port: int) -> str | None:
     """Why a server could not listen on `host:port` (as uvicorn binds it:
     SO_REUSEADDR), in words naming what is wrong; None when it can."""
@@ -309,32 +304,6 @@ class EmbeddedPostgres:
             with contextlib.suppress(Exception):
                 self.server.cleanup()
         self.server = None
-
-
-@dataclass
-class EmbeddedServers:
-    """Both servers under `data_dir` (`pg/` and `redis/`)."""
-
-    data_dir: Path
-    postgres: EmbeddedPostgres = field(init=False)
-    redis: EmbeddedRedis = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.postgres = EmbeddedPostgres(self.data_dir / "pg")
-        self.redis = EmbeddedRedis(self.data_dir / "redis")
-
-    def start(self) -> tuple[str, str]:
-        database_url = self.postgres.start()
-        try:
-            redis_url = self.redis.start()
-        except Exception:
-            self.postgres.stop()
-            raise
-        return database_url, redis_url
-
-    def stop(self) -> None:
-        self.redis.stop()
-        self.postgres.stop()
 
 
 class NoDevDatabase(RuntimeError):

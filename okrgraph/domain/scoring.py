@@ -1,7 +1,7 @@
 """Scores, pace status, KPI health and forecasts (DESIGN.md section 3).
 
 Pure functions over plain values: no I/O, no ORM. Callers load the numbers,
-leave out cancelled objectives and key results (see `counts`), and store or
+leave out cancelled objectives and key results, and store or
 explain what comes back. Scores are never rounded here; rounding is for display.
 """
 
@@ -16,9 +16,7 @@ from okrgraph.domain.models.enums import (
     Direction,
     Health,
     KeyResultKind,
-    KeyResultState,
     ObjectiveDriver,
-    ObjectiveState,
     Status,
 )
 
@@ -120,11 +118,6 @@ class Explanation:
     value: float
     terms: tuple[Term, ...]
     rule: str
-
-
-def counts(state: ObjectiveState | KeyResultState) -> bool:
-    """Whether an objective or key result takes part in roll-ups (not cancelled)."""
-    return state not in (ObjectiveState.CANCELLED, KeyResultState.CANCELLED)
 
 
 def weighted_mean(terms: Iterable[Term]) -> float:

@@ -2,7 +2,7 @@
 
 Every String, Float, Date and DateTime field of an input type states its bound
 in its description and carries it in its metadata (`text`, `number`, `weight`,
-`day`, `moment` below). `check_input` walks a mutation's input with those
+`day`, `moment` below). `check_arguments` walks a mutation's input with those
 declarations before the mutation does anything (`payloads.run_mutation`), so an
 over-long string, a number past +-1e15 or a date past 2999 is a ValidationError
 naming the input path, and nothing is written. The domain services check the
@@ -63,12 +63,8 @@ def declared(field: Any) -> tuple[Any, ...] | None:
     return tuple(bound) if bound is not None else None
 
 
-def check_input(value: Any, path: str) -> None:
-    """Raise ValidationFailed on the first input field past its bound."""
-    _check(value, path, None)
-
-
 def _check(value: Any, path: str, bound: tuple[Any, ...] | None) -> None:
+    """Raise ValidationFailed on the first input field past its bound."""
     if value is None or isinstance(value, bool):
         return
     if has_object_definition(value):
@@ -101,7 +97,7 @@ def _check(value: Any, path: str, bound: tuple[Any, ...] | None) -> None:
 
 
 def check_arguments(payload: Any) -> None:
-    """`check_input` over what a mutation hands `run_mutation`: its input object, or
+    """The bounds checked over what a mutation hands `run_mutation`: its input object, or
     its plain arguments (an `id`, a dict of arguments by name, a list of `ids`)."""
     if has_object_definition(payload):
         _check(payload, "input", None)

@@ -13,9 +13,7 @@ from okrgraph.domain.models.enums import (
     Direction,
     Health,
     KeyResultKind,
-    KeyResultState,
     ObjectiveDriver,
-    ObjectiveState,
     Status,
 )
 from okrgraph.domain.scoring import (
@@ -25,7 +23,6 @@ from okrgraph.domain.scoring import (
     SOURCE_CHILDREN,
     Term,
     children_progress,
-    counts,
     cycle_bounds,
     expected_progress,
     forecast,
@@ -149,13 +146,6 @@ def test_objective_progress_by_driver() -> None:
     assert both.rule
     assert objective_progress(ObjectiveDriver.CHILDREN, krs, []).value == 0.0
     assert children_progress(kids + [Term(2, 1.0, SOURCE_CHILDREN, "o2")]).value == 0.5
-
-
-def test_cancelled_items_do_not_count() -> None:
-    assert not counts(ObjectiveState.CANCELLED)
-    assert not counts(KeyResultState.CANCELLED)
-    assert counts(ObjectiveState.ACTIVE)
-    assert counts(KeyResultState.ACTIVE)
 
 
 # --- expected progress and pace status ----------------------------------

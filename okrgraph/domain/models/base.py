@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, ForeignKey, ForeignKeyConstraint, MetaData, func
+from sqlalchemy import DateTime, Enum, ForeignKey, ForeignKeyConstraint, MetaData
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 NAMING_CONVENTION = {
@@ -44,10 +44,6 @@ def enum_column(cls: type[enum.Enum], name: str) -> Enum:
 def tenant_fk(columns: list[str], target: str, **kw: Any) -> ForeignKeyConstraint:
     """Composite FK `(org_id, x_id) -> target(org_id, id)`."""
     return ForeignKeyConstraint(["org_id", *columns], [f"{target}.org_id", f"{target}.id"], **kw)
-
-
-def created_at_column() -> Mapped[datetime]:
-    return mapped_column(server_default=func.now())
 
 
 class TenantMixin:

@@ -56,7 +56,6 @@ ROOT_CONNECTIONS = {
     "cycles": ("Cycle", "{c}.starts_on DESC, {c}.id DESC"),
     "objectives": ("Objective", "{c}.created_at, {c}.id"),
 }
-NODE_FIELDS = {"id", "__typename"}
 MAX_PAIRS = 50  # json_build_object takes at most 100 arguments
 
 
