@@ -37,7 +37,8 @@ async def test_check_in_sets_current_score_status_history_audit_and_event(
     db: AsyncSession,
 ) -> None:
     g = await GraphBuilder.create(db)
-    kr_id = await g.kr(await g.objective(), start=0, target=200)
+    objective_id = await g.objective()
+    kr_id = await g.kr(objective_id, start=0, target=200)
     ci = await record_check_in(
         db,
         principal=system_principal(g.org_id),
@@ -64,8 +65,9 @@ async def test_check_in_sets_current_score_status_history_audit_and_event(
     assert (changed["value"], changed["status"]) == (0.4, "AT_RISK")
     assert (changed["previous_value"], changed["previous_status"]) == (0.0, "NOT_STARTED")
     event = by_type["checkin.created"]
+    # The roll-up starts above what the write scored: at the key result's objective.
     assert event.payload["recalc"] == {
-        "key_results": [str(kr_id)],
+        "objectives": [str(objective_id)],
         "written": [
             {
                 "subjectType": "KEY_RESULT",
@@ -226,3 +228,23 @@ async def test_supersedes_must_belong_to_the_same_key_result(db: AsyncSession) -
             now=MIDWAY,
         )
     assert err.value.field == "input.supersedesId"
+
+
+async def test_a_check_in_that_moves_no_score_asks_for_no_roll_up(db: AsyncSession) -> None:
+    """A backdated check-in older than the current one changes neither the key result's
+    score nor its status: its event is recorded, and no roll-up is asked for."""
+    g = await GraphBuilder.create(db)
+    kr_id = await g.kr(await g.objective(), start=0, target=100)
+    principal = system_principal(g.org_id)
+    await record_check_in(db, principal, kr_id, 50, now=MIDWAY)
+    older = await record_check_in(
+        db, principal, kr_id, 10, effective_at=MIDWAY - timedelta(days=3), now=MIDWAY
+    )
+    event = (
+        await db.scalars(
+            select(OutboxEvent).where(OutboxEvent.payload["check_in_id"].astext == str(older.id))
+        )
+    ).one()
+    assert event.type == "checkin.created"
+    assert "recalc" not in event.payload
+    assert (await _kr(db, kr_id)).score == 0.5

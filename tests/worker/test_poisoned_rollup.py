@@ -22,7 +22,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from okrgraph.domain.db import async_url, tenant_session
 from okrgraph.domain.messages import progress_channel
 from okrgraph.domain.models import KeyResult, OutboxEvent
+from okrgraph.domain.models.enums import SubjectType
 from okrgraph.domain.outbox.jobs import recalculation_job
+from okrgraph.domain.scores.requests import request_recalculation
 from tests.worker.conftest import Committed, build_company
 from tests.worker.test_jobs import check_in, count, pending, progress
 from tests.worker.test_processes import next_change, processes  # noqa: F401 (fixture)
@@ -77,6 +79,21 @@ async def test_a_poisoned_subject_is_set_aside_and_the_rest_converges(
             )
             for statement in _POISON:
                 await conn.execute(text(statement.format(kr=poisoned)))
+        async with tenant_session(sm, c.org_id) as session:
+            # A check-in's roll-up starts at the objective (the write scored its key
+            # result); a change of the key result itself names it, as an edit does.
+            row = (
+                await session.execute(select(KeyResult).where(KeyResult.id == poisoned))
+            ).scalar_one()
+            await request_recalculation(
+                session,
+                c.org_id,
+                row,
+                type="key_result.updated",
+                subject_type=SubjectType.KEY_RESULT,
+                subject_id=poisoned,
+                changed=["target_value"],
+            )
 
         processes(["worker"], committed.url, worker_redis_url)
         name, kwargs = recalculation_job(c.org_id)

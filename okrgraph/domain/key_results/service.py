@@ -30,7 +30,7 @@ from okrgraph.domain.models.enums import (
     SubjectType,
 )
 from okrgraph.domain.outbox.service import CHECKIN_CREATED
-from okrgraph.domain.scores.requests import request_recalculation
+from okrgraph.domain.scores.requests import request_roll_up_above
 from okrgraph.domain.validation import LONG_TEXT, instant, number, text_field
 
 # How far a check-in's effective time may lie ahead of the server's clock.
@@ -118,14 +118,11 @@ async def record_check_in(
         },
         at=now,
     )
-    await request_recalculation(
+    await request_roll_up_above(
         session,
         org_id,
-        check_in,
+        kr,
         type=CHECKIN_CREATED,
-        subject_type=SubjectType.KEY_RESULT,
-        subject_id=kr.id,
-        created=True,
         written=written,
         payload={
             "check_in_id": str(check_in.id),

@@ -281,3 +281,34 @@ async def request_recalculation(
         now=now,
     )
     return True
+
+
+async def request_roll_up_above(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    key_result: KeyResult,
+    *,
+    type: str,
+    written: Sequence[ScoreChange],
+    payload: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Emit the event of a change that wrote its key result's own numbers itself (a
+    check-in: `rescore_own` under the row lock). The roll-up starts above the key
+    result, at its objective (a key result fed by check-ins feeds nothing else), and
+    is asked for only when its score or status moved: the worker never re-derives
+    what the write just computed."""
+    if written:
+        recalc = recalc_payload(
+            objective_ids=[key_result.objective_id], written=[c.to_json() for c in written]
+        )
+        payload = {**payload, "recalc": recalc}
+    await emit(
+        session,
+        org_id=org_id,
+        type=type,
+        subject_type=SubjectType.KEY_RESULT,
+        subject_id=key_result.id,
+        payload=payload,
+        now=now,
+    )
