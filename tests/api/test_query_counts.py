@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from okrgraph.domain.models.enums import Level, OrgRole
+from okrgraph.schema.node import to_global_id
 from tests.api.statements import statements_after_auth
 from tests.factories import (
     make_alignment,
@@ -301,3 +302,55 @@ async def test_objective_list_statements_do_not_grow_with_the_page(
     assert len(large_sql) == len(small_sql), "\n\n".join([*small_sql, "=====", *large_sql])
     assert sorted(map(table_of, small_sql)) == LIST_STATEMENTS, "\n\n".join(small_sql)
     assert sorted(map(table_of, large_sql)) == LIST_STATEMENTS
+
+
+CHECK_IN = """
+mutation($kr: ID!) {
+  checkIn(input: {keyResultId: $kr, value: 40}) {
+    __typename
+    ... on CheckInSuccess { checkIn { value } }
+  }
+}
+"""
+
+
+async def test_a_check_in_by_its_owner_runs_a_pinned_set_of_statements(
+    client: httpx.AsyncClient,
+    db: AsyncSession,
+    app_engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The write path of a check-in, pinned: one locked read of key result, objective
+    and cycle authorises it; nothing is read twice (issue 13)."""
+    org = await make_org(db)
+    owner = await make_person(db, org.id, role=OrgRole.MEMBER)
+    cycle = await make_cycle(db, org.id)
+    objective = await make_objective(
+        db, org.id, cycle_id=cycle.id, level=Level.INDIVIDUAL, owner_person_id=owner.id
+    )
+    kr = await make_key_result(db, org.id, objective_id=objective.id, owner_person_id=owner.id)
+    _, token = await make_token(db, org.id, person_id=owner.id, scopes=["read", "write"])
+    with statements_after_auth(app_engine, monkeypatch) as sql:
+        result = await data(client, token, CHECK_IN, kr=to_global_id("KeyResult", kr.id))
+    statements = [s for s in sql if not SAVEPOINTS.match(s)]
+    assert result["checkIn"]["__typename"] == "CheckInSuccess", result
+    assert [written_or_read(s) for s in statements] == [
+        "set_config",
+        "key_results",  # with its objective and cycle, locked
+        "INSERT check_ins",
+        "check_ins",  # the current check-in
+        "organizations",  # its time zone, for the pace
+        "score_history",  # the last record's time
+        "INSERT audit_entries",
+        "INSERT outbox_events",
+        "INSERT score_history",
+        "UPDATE key_results",
+    ], "\n\n".join(statements)
+
+
+def written_or_read(statement: str) -> str:
+    """`INSERT t` / `UPDATE t` for a write, else the table it reads first."""
+    write = re.match(r"\s*(INSERT INTO|UPDATE)\s+(\w+)", statement)
+    if write:
+        return f"{write.group(1).split()[0]} {write.group(2)}"
+    return table_of(statement)
