@@ -94,11 +94,22 @@ async def record_check_in(
     session.add(check_in)
     await session.flush()
 
-    current = (await session.execute(_CURRENT, {"org": org_id, "kr": key_result_id})).one()
+    await _move_key_result(session, principal, target, check_in, now)
+    await session.flush()
+    return check_in
+
+
+async def _move_key_result(
+    session: AsyncSession, principal: Principal, target: _Target, check_in: CheckIn, now: datetime
+) -> None:
+    """The key result's current value from its log, its own score, the audit entry and
+    the event that asks for the roll-up above it."""
+    kr = target.key_result
+    current = (await session.execute(_CURRENT, {"org": kr.org_id, "kr": kr.id})).one()
     old_value, old_score, old_status = kr.current_value, kr.score, kr.status
     kr.current_value, kr.confidence = current.value, current.confidence
     kr.last_check_in_at = now
-    # Written here, not by the roll-up (which will find it current): announced by the
+    # Written here, not by the roll-up (which starts above it): announced by the
     # job that consumes this check-in's request, with its ancestors.
     cycle = target.cycle
     written = await rescore_own(session, kr, cycle.starts_on, cycle.ends_on, now)
@@ -110,9 +121,9 @@ async def record_check_in(
         kr.id,
         {
             "check_in_id": str(check_in.id),
-            "value": value,
-            "confidence": confidence,
-            "supersedes_id": str(supersedes_id) if supersedes_id else None,
+            "value": check_in.value,
+            "confidence": check_in.confidence,
+            "supersedes_id": str(check_in.supersedes_id) if check_in.supersedes_id else None,
             "current_value": [old_value, kr.current_value],
             "score": [old_score, kr.score],
         },
@@ -120,22 +131,20 @@ async def record_check_in(
     )
     await request_roll_up_above(
         session,
-        org_id,
+        kr.org_id,
         kr,
         type=CHECKIN_CREATED,
         written=written,
         payload={
             "check_in_id": str(check_in.id),
             "key_result_id": str(kr.id),
-            "value": value,
+            "value": check_in.value,
             "score": kr.score,
             "status": kr.status.value,
             "previous_status": old_status.value if isinstance(old_status, Status) else None,
         },
         now=now,
     )
-    await session.flush()
-    return check_in
 
 
 def _valid_input(
