@@ -51,12 +51,14 @@ from okrgraph.domain.models import (
     NotificationPreference,
     Objective,
     Organization,
+    OutboxConsumed,
     OutboxEvent,
     Person,
     Reflection,
     ScoreHistory,
     TargetRevision,
     Team,
+    WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -407,6 +409,29 @@ async def make_webhook_delivery(
     return await _add(session, WebhookDelivery(org_id=org_id, **fields))
 
 
+async def make_webhook_attempt(
+    session: AsyncSession, org_id: uuid.UUID, **fields: Any
+) -> WebhookAttempt:
+    fields["delivery_id"] = await _given_or(
+        fields, "delivery_id", lambda: make_webhook_delivery(session, org_id)
+    )
+    fields.setdefault("attempt", 1)
+    fields.setdefault("started_at", datetime.now(UTC))
+    fields.setdefault("duration_ms", 12)
+    fields.setdefault("response_status", 200)
+    return await _add(session, WebhookAttempt(org_id=org_id, **fields))
+
+
+async def make_outbox_consumed(
+    session: AsyncSession, org_id: uuid.UUID, **fields: Any
+) -> OutboxConsumed:
+    fields["event_id"] = await _given_or(
+        fields, "event_id", lambda: make_outbox_event(session, org_id)
+    )
+    fields.setdefault("consumer", "webhooks")
+    return await _add(session, OutboxConsumed(org_id=org_id, **fields))
+
+
 async def make_audit_entry(session: AsyncSession, org_id: uuid.UUID, **fields: Any) -> AuditEntry:
     fields.setdefault("action", "objective.update")
     fields.setdefault("subject_type", "OBJECTIVE")
@@ -451,6 +476,8 @@ FACTORIES: dict[str, Factory] = {
     "notification_preferences": make_notification_preference,
     "webhook_endpoints": make_webhook_endpoint,
     "webhook_deliveries": make_webhook_delivery,
+    "webhook_attempts": make_webhook_attempt,
+    "outbox_consumed": make_outbox_consumed,
     "outbox_events": make_outbox_event,
     "audit_entries": make_audit_entry,
     "score_history": make_score_history,

@@ -275,6 +275,12 @@ CASES = [
         [row("webhook_endpoints", secret_sealed=None, enabled=False)],
     ),
     not_negative("webhook_deliveries", "attempts", "ck_webhook_deliveries_attempts_not_negative"),
+    Case(
+        "ck_webhook_attempts_attempt_positive",
+        [row("webhook_attempts", attempt=0)],
+        [row("webhook_attempts", attempt=1)],
+    ),
+    not_negative("webhook_attempts", "duration_ms", "ck_webhook_attempts_duration_not_negative"),
     unit_interval("score_history", "value", "ck_score_history_value_in_unit"),
 ]
 

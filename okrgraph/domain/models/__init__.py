@@ -3,13 +3,13 @@
 from okrgraph.domain.models.auth import ApiToken, IdempotencyKey
 from okrgraph.domain.models.base import Base
 from okrgraph.domain.models.cycle import Cycle
-from okrgraph.domain.models.events import AuditEntry, OutboxEvent, ScoreHistory
+from okrgraph.domain.models.events import AuditEntry, OutboxConsumed, OutboxEvent, ScoreHistory
 from okrgraph.domain.models.key_result import CheckIn, Initiative, KeyResult, TargetRevision
 from okrgraph.domain.models.kpi import Kpi, KpiLink, KpiMeasurement
 from okrgraph.domain.models.notification import Notification, NotificationPreference
 from okrgraph.domain.models.objective import Alignment, Objective, Reflection
 from okrgraph.domain.models.organization import Membership, Organization, Person, Team
-from okrgraph.domain.models.webhook import WebhookDelivery, WebhookEndpoint
+from okrgraph.domain.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Alignment",
@@ -29,12 +29,14 @@ __all__ = [
     "NotificationPreference",
     "Objective",
     "Organization",
+    "OutboxConsumed",
     "OutboxEvent",
     "Person",
     "Reflection",
     "ScoreHistory",
     "TargetRevision",
     "Team",
+    "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
 ]

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, String, func, text
+from sqlalchemy import CheckConstraint, Index, String, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -84,3 +84,19 @@ class ScoreHistory(TenantMixin, Base):
     value: Mapped[float]
     status: Mapped[Status] = mapped_column(enum_column(Status, "status"))
     recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class OutboxConsumed(TenantMixin, Base):
+    """An event a consumer of the outbox (the webhook dispatcher, the notifier) has
+    taken: inserting the row claims it, so each consumer takes each event once."""
+
+    __tablename__ = "outbox_consumed"
+    __table_args__ = (
+        tenant_fk(["event_id"], "outbox_events", ondelete="CASCADE"),
+        UniqueConstraint("org_id", "consumer", "event_id"),
+        Index("ix_outbox_consumed_event", "org_id", "event_id"),
+    )
+
+    consumer: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[uuid.UUID]
+    consumed_at: Mapped[datetime] = mapped_column(server_default=func.now())

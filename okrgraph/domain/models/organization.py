@@ -28,6 +28,8 @@ class Organization(Base):
     rollup_mode: Mapped[str] = mapped_column(String(32), default="WEIGHTED_MEAN")
     reminder_cadence_days: Mapped[int] = mapped_column(default=7)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Webhooks to loopback, private and link-local addresses (tests, `okr dev`).
+    allow_private_webhook_urls: Mapped[bool] = mapped_column(default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

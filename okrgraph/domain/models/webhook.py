@@ -64,3 +64,23 @@ class WebhookDelivery(TenantMixin, Base):
     next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
     delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class WebhookAttempt(TenantMixin, Base):
+    """One HTTP attempt of a delivery: the delivery log (appended, never rewritten)."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        tenant_fk(["delivery_id"], "webhook_deliveries", ondelete="CASCADE"),
+        UniqueConstraint("org_id", "delivery_id", "attempt"),
+        CheckConstraint("attempt >= 1", name="attempt_positive"),
+        CheckConstraint("duration_ms >= 0", name="duration_not_negative"),
+    )
+
+    delivery_id: Mapped[uuid.UUID]
+    attempt: Mapped[int]
+    started_at: Mapped[datetime]
+    duration_ms: Mapped[int]
+    response_status: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(String(500))
+    response_excerpt: Mapped[str] = mapped_column(String(2000), default="", server_default="")
