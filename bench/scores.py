@@ -53,7 +53,8 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
 def emit(**fields: Any) -> None:
-    print(json.dumps(fields), flush=True)
+    """One result line, with the machine's load (1-minute average) for context."""
+    print(json.dumps({**fields, "load_1m": round(os.getloadavg()[0], 2)}), flush=True)
 
 
 def pct(values: list[float], q: float) -> float:
