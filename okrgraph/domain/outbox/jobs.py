@@ -23,15 +23,22 @@ RECALCULATE_SCORES = "recalculate_scores"
 WINDOW_MS = 50
 
 
-def recalculation_job(org_id: uuid.UUID | str, *, now_ms: int | None = None) -> Job:
-    """The organisation's `recalculate_scores` job of the current window."""
+def windowed_job(
+    name: str, prefix: str, org_id: uuid.UUID | str, *, now_ms: int | None = None
+) -> Job:
+    """The organisation's job `name` of the current window: one per window, run at its end."""
     at = int(time.time() * 1000) if now_ms is None else now_ms
     window = at // WINDOW_MS
     run_at = datetime.fromtimestamp((window + 1) * WINDOW_MS / 1000, tz=UTC)
     return Job(
-        RECALCULATE_SCORES,
-        {"org_id": str(org_id), "_job_id": f"recalc:{org_id}:{window}", "_defer_until": run_at},
+        name,
+        {"org_id": str(org_id), "_job_id": f"{prefix}:{org_id}:{window}", "_defer_until": run_at},
     )
+
+
+def recalculation_job(org_id: uuid.UUID | str, *, now_ms: int | None = None) -> Job:
+    """The organisation's `recalculate_scores` job of the current window."""
+    return windowed_job(RECALCULATE_SCORES, "recalc", org_id, now_ms=now_ms)
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,31 @@ class Recalculation:
 
     def job(self) -> Job:
         return recalculation_job(self.org_id)
+
+
+DISPATCH_EVENTS = "dispatch_events"
+DELIVER_WEBHOOKS = "deliver_webhooks"
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Committed events for the outbox's other consumers (webhooks, notifications):
+    the organisation's `dispatch_events` job fans them out."""
+
+    org_id: uuid.UUID
+
+    def job(self) -> Job:
+        return windowed_job(DISPATCH_EVENTS, "dispatch", self.org_id)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Webhook deliveries due now: the organisation's `deliver_webhooks` job sends them."""
+
+    org_id: uuid.UUID
+
+    def job(self) -> Job:
+        return windowed_job(DELIVER_WEBHOOKS, "deliver", self.org_id)
 
 
 FULL_RECALCULATION = "full_recalculation"
