@@ -170,6 +170,18 @@ class ErrorCode(Described):
         "SECRET_MISSING",
         ("The webhook endpoint has no signing secret; rotate one before enabling it."),
     )
+    URL_NOT_ALLOWED = (
+        "URL_NOT_ALLOWED",
+        (
+            "A webhook URL's host is, or resolves to, a loopback, private, link-local, "
+            "shared, multicast, reserved or unspecified address, or does not resolve; "
+            "refused unless the organisation allows private URLs (setWebhookPolicy)."
+        ),
+    )
+    ENDPOINT_DISABLED = (
+        "ENDPOINT_DISABLED",
+        ("The webhook endpoint is disabled: enable it before redelivering to it."),
+    )
 
 
 class DomainError(Exception):

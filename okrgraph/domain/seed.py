@@ -118,7 +118,15 @@ class _Kpis:
 
 
 async def _build(s: AsyncSession, today: date) -> str:
-    s.add(Organization(id=DEMO_ORG_ID, name="Acme Rockets", slug=DEMO_SLUG, timezone="UTC"))
+    s.add(
+        Organization(
+            id=DEMO_ORG_ID,
+            name="Acme Rockets",
+            slug=DEMO_SLUG,
+            timezone="UTC",
+            allow_private_webhook_urls=True,  # `okr dev` receivers listen on loopback
+        )
+    )
     await s.flush()
     teams = await _add_teams(s)
     people = await _add_people(s)

@@ -26,3 +26,12 @@ class CanRead(BasePermission):
         if not principal.has_scope("read"):
             raise NotAllowed("This token lacks the `read` scope.")
         return True
+
+
+class IsAdmin(BasePermission):
+    """Admins with an `admin`-scoped token (organisation settings)."""
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        if not require_principal(info).is_admin:
+            raise NotAllowed("Only admins (with an `admin`-scoped token) read this.")
+        return True

@@ -29,6 +29,7 @@ from okrgraph.domain.models import WebhookEndpoint
 from okrgraph.domain.models.enums import SubjectType
 from okrgraph.domain.validation import text_field
 from okrgraph.domain.webhooks.secrets import Keyring, SecretUnreadable, keyring
+from okrgraph.domain.webhooks.url_policy import require_allowed_url
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -103,15 +104,21 @@ async def create_webhook_endpoint(
     description: str = "",
     event_types: list[str] | None = None,
 ) -> tuple[WebhookEndpoint, str]:
-    """A new, enabled endpoint; returns it with its signing secret (shown once)."""
+    """A new, enabled endpoint; returns it with its signing secret (shown once).
+    Its URL must point at a public address unless the organisation allows others
+    (url_policy.py)."""
     require_admin(principal)
+    url = _url(url)
+    description = text_field(description, "input.description", max_length=2000, required=False)
+    event_types = _event_types(event_types or [])
+    await require_allowed_url(session, url)
     endpoint_id, secret = uuid.uuid4(), new_secret()
     endpoint = WebhookEndpoint(
         org_id=principal.org_id,
         id=endpoint_id,
-        url=_url(url),
-        description=text_field(description, "input.description", max_length=2000, required=False),
-        event_types=_event_types(event_types or []),
+        url=url,
+        description=description,
+        event_types=event_types,
         secret_sealed=keyring().seal(secret, principal.org_id, endpoint_id),
         enabled=True,
         failure_count=0,
@@ -161,6 +168,8 @@ async def update_webhook_endpoint(
         )
     if event_types is not None:
         endpoint.event_types = changes["event_types"] = _event_types(event_types)
+    if "url" in changes:
+        await require_allowed_url(session, endpoint.url)
     if enabled is True and not endpoint.enabled:
         if endpoint.secret_sealed is None:
             raise ValidationFailed(

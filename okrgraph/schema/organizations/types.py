@@ -21,6 +21,7 @@ from okrgraph.schema.pagination import (
     children_connection,
     page_args,
 )
+from okrgraph.schema.permissions import IsAdmin
 
 if TYPE_CHECKING:
     from okrgraph.schema.okrs.types import Objective
@@ -48,6 +49,14 @@ class Organization(Node):
             timezone=row.timezone,
             reminder_cadence_days=row.reminder_cadence_days,
         )
+
+    @strawberry.field(
+        permission_classes=[IsAdmin],
+        description="Whether webhook URLs may point at loopback, private and link-local "
+        "addresses (setWebhookPolicy). Admins only: null with a FORBIDDEN error for others.",
+    )
+    def allow_private_webhook_urls(self) -> bool | None:
+        return self.row.allow_private_webhook_urls
 
     @strawberry.field(description="Teams; top-level ones only unless `all` is true.")
     async def teams(

@@ -9,12 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import validation
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.webhooks import catalog
+from okrgraph.domain.webhooks import catalog, redelivery, url_policy
 from okrgraph.schema import bounds
 from okrgraph.schema.context import Info
 from okrgraph.schema.node import input_kwargs, parse_id
+from okrgraph.schema.organizations.types import Organization
 from okrgraph.schema.payloads import UserErrors, run_mutation
-from okrgraph.schema.webhooks.types import WebhookEndpoint
+from okrgraph.schema.webhooks.types import WebhookDelivery, WebhookEndpoint
 
 
 @strawberry.type(description="The endpoint and, this once, its signing secret.")
@@ -31,6 +32,16 @@ class WebhookEndpointSuccess:
     endpoint: WebhookEndpoint = strawberry.field(description="The endpoint.")
 
 
+@strawberry.type(description="The delivery, queued to be sent again.")
+class WebhookDeliverySuccess:
+    delivery: WebhookDelivery = strawberry.field(description="The delivery.")
+
+
+@strawberry.type(description="The organisation with its webhook policy.")
+class WebhookPolicySuccess:
+    organization: Organization = strawberry.field(description="The organisation.")
+
+
 WebhookSecretResult = Annotated[
     WebhookSecretSuccess | UserErrors,
     strawberry.union("WebhookSecretResult", description="WebhookSecretSuccess or a user error."),
@@ -41,11 +52,25 @@ WebhookEndpointResult = Annotated[
         "WebhookEndpointResult", description="WebhookEndpointSuccess or a user error."
     ),
 ]
+WebhookDeliveryResult = Annotated[
+    WebhookDeliverySuccess | UserErrors,
+    strawberry.union(
+        "WebhookDeliveryResult", description="WebhookDeliverySuccess or a user error."
+    ),
+]
+WebhookPolicyResult = Annotated[
+    WebhookPolicySuccess | UserErrors,
+    strawberry.union("WebhookPolicyResult", description="WebhookPolicySuccess or a user error."),
+]
 
 
 @strawberry.input(description="A new webhook endpoint.")
 class CreateWebhookEndpointInput:
-    url: str = bounds.text("An http:// or https:// URL.", validation.URL)
+    url: str = bounds.text(
+        "An http:// or https:// URL whose host is a public address (URL_NOT_ALLOWED "
+        "otherwise, unless the organisation allows private URLs: setWebhookPolicy).",
+        validation.URL,
+    )
     description: str = bounds.text("What it is for.", 2000, default="")
     event_types: list[str] = bounds.text(
         "Event types to receive (`kpi.measured`, `kpi.*`, `*`); empty: all.",
@@ -58,7 +83,9 @@ class CreateWebhookEndpointInput:
 @strawberry.input(description="Changes to a webhook endpoint; omitted fields stay.")
 class UpdateWebhookEndpointInput:
     id: strawberry.ID = strawberry.field(description="The endpoint.")
-    url: str | None = bounds.text("New URL.", validation.URL, default=None)
+    url: str | None = bounds.text(
+        "New URL (a public address, as at creation).", validation.URL, default=None
+    )
     description: str | None = bounds.text("New description.", 2000, default=None)
     event_types: list[str] | None = bounds.text(
         "New event types (empty: all).", 64, each=True, default=None
@@ -141,4 +168,46 @@ class WebhookMutations:
 
         return await run_mutation(
             info, "rotateWebhookSecret", id, idempotency_key, action, _secret_success(secrets)
+        )
+
+    @strawberry.mutation(
+        description="Send a delivery again, now, with the same `webhook-id` (admins); its "
+        "attempts log goes on. ENDPOINT_DISABLED while its endpoint is disabled."
+    )
+    async def redeliver_webhook(
+        self, info: Info, id: strawberry.ID, idempotency_key: str | None = None
+    ) -> WebhookDeliveryResult:
+        async def action(session: AsyncSession, principal: Principal) -> Any:
+            return await redelivery.redeliver_webhook(
+                session, principal, parse_id(id, "WebhookDelivery", "id")
+            )
+
+        return await run_mutation(
+            info,
+            "redeliverWebhook",
+            id,
+            idempotency_key,
+            action,
+            lambda row: WebhookDeliverySuccess(delivery=WebhookDelivery.from_row(row)),
+        )
+
+    @strawberry.mutation(
+        description="Whether webhook URLs may point at loopback, private and link-local "
+        "addresses (admins; off by default, on for `okr dev`'s demo organisation)."
+    )
+    async def set_webhook_policy(
+        self, info: Info, allow_private_urls: bool, idempotency_key: str | None = None
+    ) -> WebhookPolicyResult:
+        async def action(session: AsyncSession, principal: Principal) -> Any:
+            return await url_policy.set_webhook_policy(
+                session, principal, allow_private_urls=allow_private_urls
+            )
+
+        return await run_mutation(
+            info,
+            "setWebhookPolicy",
+            {"allowPrivateUrls": allow_private_urls},
+            idempotency_key,
+            action,
+            lambda row: WebhookPolicySuccess(organization=Organization.from_row(row)),
         )

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 import strawberry
 
 from okrgraph.domain.graph.queries import Filter, Order
+from okrgraph.domain.models import WebhookAttempt as WebhookAttemptRow
 from okrgraph.domain.models import WebhookDelivery as WebhookDeliveryRow
 from okrgraph.domain.models import WebhookEndpoint as WebhookEndpointRow
 from okrgraph.domain.models.enums import DeliveryStatus as DeliveryStatusEnum
 from okrgraph.domain.webhooks.catalog import may_see_endpoints
 from okrgraph.schema.context import Info
 from okrgraph.schema.node import Node, node_kind, to_global_id
-from okrgraph.schema.pagination import Connection, build_connection, page_args
+from okrgraph.schema.pagination import (
+    Connection,
+    build_connection,
+    children_connection,
+    page_args,
+)
 
 DeliveryStatus = strawberry.enum(
     DeliveryStatusEnum,
     description="PENDING (waiting or retrying), SUCCEEDED, FAILED (will retry), GAVE_UP.",
 )
 NEWEST_FIRST = Order("created_at", descending=True)
+BY_ATTEMPT = Order("attempt")
 
 
 def _admin_only(principal: Any, row: Any) -> bool:
@@ -120,3 +128,55 @@ class WebhookDelivery(Node):
     async def endpoint(self, info: Info) -> WebhookEndpoint | None:
         row = await info.context.loaders.by_id(WebhookEndpointRow).load(self.row.endpoint_id)
         return WebhookEndpoint.from_row(row) if row else None
+
+    @strawberry.field(
+        description='The body POSTed, as JSON text: `{"type", "timestamp", "data"}` '
+        "(docs/webhooks.md)."
+    )
+    def payload(self) -> str:
+        return json.dumps(self.row.payload, separators=(",", ":"), ensure_ascii=False)
+
+    @strawberry.field(description="Its HTTP attempts, first to last: the delivery log.")
+    async def attempts_log(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[WebhookAttempt]:
+        return await children_connection(
+            info,
+            WebhookAttemptRow,
+            "delivery_id",
+            self.row.id,
+            first,
+            after,
+            BY_ATTEMPT,
+            WebhookAttempt.from_row,
+        )
+
+
+@strawberry.type(description="One HTTP attempt of a webhook delivery.")
+class WebhookAttempt:
+    attempt: int = strawberry.field(description="1 for the first attempt, then 2, 3, ...")
+    started_at: datetime = strawberry.field(description="When the request was sent.")
+    duration_ms: int = strawberry.field(
+        description="Milliseconds until the response (or the failure)."
+    )
+    response_status: int | None = strawberry.field(
+        description="The receiver's HTTP status; null when no response came."
+    )
+    error: str | None = strawberry.field(
+        description="Why it failed (a timeout, a refused connection, an HTTP status); "
+        "null when it succeeded."
+    )
+    response_excerpt: str = strawberry.field(
+        description="The start of the response body (at most 2,000 characters)."
+    )
+
+    @classmethod
+    def from_row(cls, row: WebhookAttemptRow) -> WebhookAttempt:
+        return cls(
+            attempt=row.attempt,
+            started_at=row.started_at,
+            duration_ms=row.duration_ms,
+            response_status=row.response_status,
+            error=row.error,
+            response_excerpt=row.response_excerpt,
+        )
