@@ -56,6 +56,26 @@ def upgrade() -> None:
         """
     )
     op.execute("CREATE INDEX ix_outbox_consumed_event ON outbox_consumed (org_id, event_id)")
+    op.execute("CREATE INDEX ix_outbox_events_created_at ON outbox_events (created_at)")
+    # The relay's sweep: organisations with events a consumer has not taken for a while
+    # (no tenant needed). It looks back a day: a consumer's job, once it runs, takes
+    # every event of its organisation however old; the sweep only makes up for a
+    # follow-up lost between commit and Redis.
+    op.execute(
+        """
+        CREATE FUNCTION okr_orgs_with_unclaimed(p_consumer text, p_older_than interval,
+                                                p_internal text[])
+        RETURNS SETOF uuid
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS
+        $$ SELECT DISTINCT e.org_id FROM outbox_events e
+           WHERE e.created_at < now() - p_older_than
+             AND e.created_at > now() - interval '1 day'
+             AND e.type <> ALL(p_internal)
+             AND NOT EXISTS (SELECT 1 FROM outbox_consumed c
+                             WHERE c.org_id = e.org_id AND c.consumer = p_consumer
+                               AND c.event_id = e.id) $$
+        """
+    )
     op.execute(
         """
         CREATE TABLE webhook_attempts (
@@ -99,9 +119,15 @@ def upgrade() -> None:
         )
     if APP_ROLE:
         op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(TABLES)} TO {APP_ROLE}")
+        op.execute(
+            "GRANT EXECUTE ON FUNCTION okr_orgs_with_unclaimed(text, interval, text[]) "
+            f"TO {APP_ROLE}"
+        )
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION okr_orgs_with_unclaimed(text, interval, text[])")
+    op.execute("DROP INDEX ix_outbox_events_created_at")
     op.drop_column("organizations", "allow_private_webhook_urls")
     op.execute("DROP TABLE webhook_attempts")
     op.execute("DROP TABLE outbox_consumed")

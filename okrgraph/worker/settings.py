@@ -26,9 +26,10 @@ from arq.connections import RedisSettings
 from okrgraph.domain.config import settings
 from okrgraph.domain.db import create_engine, create_sessionmaker
 from okrgraph.worker.jobs.cycles import roll_cycles
+from okrgraph.worker.jobs.events import dispatch_events
 from okrgraph.worker.jobs.health import health
 from okrgraph.worker.jobs.kpis import sync_kpi_key_results
-from okrgraph.worker.jobs.outbox import refresh_scores, relay_outbox
+from okrgraph.worker.jobs.outbox import refresh_scores, relay_events, relay_outbox
 from okrgraph.worker.jobs.retention import prune_outbox
 from okrgraph.worker.jobs.scores import full_recalculation, recalculate_scores
 
@@ -65,10 +66,13 @@ class WorkerSettings:
         func(recalculate_scores, keep_result=0),
         full_recalculation,
         sync_kpi_key_results,
+        # Coalesced per org and window too: events to webhook deliveries.
+        func(dispatch_events, keep_result=0),
     ]
     cron_jobs: ClassVar[list[Any]] = [
         # Every second: a sweep, so a run missed by a crash is made up by the next.
         cron(relay_outbox, second=set(range(60)), run_at_startup=True, keep_result=0),
+        cron(relay_events, second=set(range(60)), run_at_startup=True, keep_result=0),
         # Statuses follow the clock: every 10 minutes a full pass per organisation.
         cron(refresh_scores, minute=set(range(0, 60, 10)), second=0, keep_result=0),
         # Hourly, by each organisation's calendar: grade ended cycles, close graded ones.

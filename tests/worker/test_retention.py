@@ -21,7 +21,12 @@ from okrgraph.domain.models import OutboxEvent
 from okrgraph.domain.outbox import retention
 from okrgraph.worker.jobs.retention import prune_outbox
 from okrgraph.worker.settings import WorkerSettings
-from tests.factories import make_org, make_outbox_event, make_webhook_delivery
+from tests.factories import (
+    make_org,
+    make_outbox_consumed,
+    make_outbox_event,
+    make_webhook_delivery,
+)
 from tests.worker.conftest import Committed
 
 RETENTION_H = 24.0
@@ -73,8 +78,12 @@ async def test_a_real_job_prunes_only_what_no_consumer_needs(
         async with tenant_session(committed.sessionmaker, None) as s:
             org = await make_org(s)
 
-            async def event(label: str, org_id: uuid.UUID = org.id, **fields: object) -> str:
+            async def event(
+                label: str, org_id: uuid.UUID = org.id, dispatched: bool = True, **fields: object
+            ) -> str:
                 e = await make_outbox_event(s, org_id, **fields)
+                if dispatched:  # the webhook dispatcher has taken it
+                    await make_outbox_consumed(s, org_id, event_id=e.id)
                 return f"{label}:{e.id}"
 
             doomed = {
@@ -106,6 +115,9 @@ async def test_a_real_job_prunes_only_what_no_consumer_needs(
                 ),
                 await event("recent", type="score.changed", created_at=recent),
                 await event("custom consumer's", type="custom.thing", created_at=old),
+                await event(
+                    "not dispatched", type="kpi.measured", created_at=old, dispatched=False
+                ),
             }
             delivered = await make_outbox_event(s, org.id, type="objective.updated", created_at=old)
             await make_webhook_delivery(s, org.id, event_id=delivered.id)

@@ -30,6 +30,7 @@ class OutboxEvent(TenantMixin, Base):
             "created_at",
             postgresql_where=text("processed_at IS NULL AND payload ? 'recalc'"),
         ),
+        Index("ix_outbox_events_created_at", "created_at"),
         Index(
             "ix_outbox_events_failed",
             "org_id",

@@ -6,12 +6,8 @@ no consumer's bookkeeping is another's. Each one says here which events it
 still needs, as a SQL condition over the row `e` of `outbox_events`; the sweep
 deletes only old events that no consumer needs. A condition that is NULL
 counts as needed (a consumer that can't tell keeps the event). A consumer added
-later (issue 8: the notifier, the webhook dispatcher with its own progress
-rows) registers its condition with `register_consumer`, and the sweep keeps
-what it has not processed without knowing how it keeps track:
-
-    register_consumer(Consumer("notifier", "e.created_at > (SELECT through "
-        "FROM outbox_progress p WHERE p.org_id = e.org_id AND p.consumer = 'notifier')"))
+later (the notifier, say) registers its condition with `register_consumer`,
+and the sweep keeps what it has not taken without knowing how it keeps track.
 
 Events no consumer reads (`score.changed`, `cycle.closed`, ...) are needed by
 nobody, so they go once old enough.
@@ -26,6 +22,8 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain.outbox.service import INTERNAL_EVENT_TYPES
+
 
 @dataclass(frozen=True)
 class Consumer:
@@ -38,11 +36,16 @@ class Consumer:
 # The score pipeline marks what it consumed with `processed_at`: a recalculation
 # event not yet processed is pending work, never pruned however old.
 SCORES = Consumer("scores", "e.payload ? 'recalc' AND e.processed_at IS NULL")
-# A webhook delivery names its event (the receiver's dedup key, and what a
-# redelivery sends again): the event stays while its delivery log does.
+# The webhook dispatcher needs what it has not taken yet (outbox/consumers.py), and a
+# delivery names its event (the receiver's dedup key, and what a redelivery sends
+# again): the event stays while its delivery log does.
 WEBHOOKS = Consumer(
     "webhooks",
-    "EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.org_id = e.org_id AND d.event_id = e.id)",
+    f"(e.type NOT IN ({', '.join(repr(t) for t in sorted(INTERNAL_EVENT_TYPES))})"
+    " AND NOT EXISTS (SELECT 1 FROM outbox_consumed c"
+    " WHERE c.org_id = e.org_id AND c.consumer = 'webhooks' AND c.event_id = e.id))"
+    " OR EXISTS (SELECT 1 FROM webhook_deliveries d"
+    " WHERE d.org_id = e.org_id AND d.event_id = e.id)",
 )
 _consumers: dict[str, Consumer] = {c.name: c for c in (SCORES, WEBHOOKS)}
 

@@ -13,7 +13,7 @@ job claims those events (FOR UPDATE SKIP LOCKED), recomputes, and sets `processe
 relay sweeps the ones left pending. Events without `recalc` (e.g.
 `score.changed`) are left to their own consumers: `processed_at` marks
 only what the score pipeline consumed. `emit` also registers the event's follow-up
-job in the transaction's after-commit buffer (`follow_up_of`, after_commit.py).
+job in the transaction's after-commit buffer (`follow_ups_of`, after_commit.py).
 Events every consumer is done with are
 pruned once past the retention period (retention.py: each consumer declares
 what it still needs).
@@ -34,11 +34,14 @@ from okrgraph.domain import clock
 from okrgraph.domain.models import OutboxEvent
 from okrgraph.domain.models.enums import SubjectType
 from okrgraph.domain.outbox.after_commit import AfterCommit, FollowUp
-from okrgraph.domain.outbox.jobs import Recalculation
+from okrgraph.domain.outbox.jobs import Dispatch, Recalculation
 
 CHECKIN_CREATED = "checkin.created"
 KPI_MEASURED = "kpi.measured"
 SCORE_CHANGED = "score.changed"
+ROLLUP_RETRY = "rollup.retry"  # the roll-up asking itself again (scores/rollup.py)
+# Bookkeeping of the pipeline, never sent to integrations.
+INTERNAL_EVENT_TYPES = frozenset({ROLLUP_RETRY})
 
 
 def recalc_payload(
@@ -88,17 +91,20 @@ async def emit(
     if now is not None:
         event.created_at = now
     session.add(event)
-    follow_up = follow_up_of(event)
-    if follow_up is not None:
+    for follow_up in follow_ups_of(event):
         AfterCommit.of(session).request(follow_up)
     return event
 
 
-def follow_up_of(event: OutboxEvent) -> FollowUp | None:
-    """What consumes an event once committed: a recalculation for one asking for it."""
+def follow_ups_of(event: OutboxEvent) -> list[FollowUp]:
+    """What consumes an event once committed: a recalculation for one asking for it,
+    and the dispatch to the other consumers (webhooks) for every event not internal."""
+    out: list[FollowUp] = []
     if "recalc" in event.payload:
-        return Recalculation(event.org_id)
-    return None
+        out.append(Recalculation(event.org_id))
+    if event.type not in INTERNAL_EVENT_TYPES:
+        out.append(Dispatch(event.org_id))
+    return out
 
 
 @dataclass

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.messages import ScoreChange
 from okrgraph.domain.models.enums import Status, SubjectType
-from okrgraph.domain.outbox.service import SCORE_CHANGED, emit, recalc_payload
+from okrgraph.domain.outbox.service import ROLLUP_RETRY, SCORE_CHANGED, emit, recalc_payload
 from okrgraph.domain.scores import sql
 from okrgraph.domain.scores.queries import CyclePace, cycle_pace
 
@@ -242,9 +242,6 @@ async def _run(
         "roll-up: %d %s rows kept changing under it; left to the next job", len(stale), kind
     )
     await request_again(session, params["org"], kind, stale)
-
-
-ROLLUP_RETRY = "rollup.retry"
 
 
 async def request_again(

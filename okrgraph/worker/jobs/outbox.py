@@ -12,7 +12,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from okrgraph.domain.outbox.jobs import full_recalculation_job, recalculation_job
+from okrgraph.domain.outbox.consumers import WEBHOOKS, orgs_with_unclaimed
+from okrgraph.domain.outbox.jobs import Dispatch, full_recalculation_job, recalculation_job
 from okrgraph.domain.outbox.service import all_org_ids, orgs_with_pending_recalc
 
 STALE_AFTER = timedelta(seconds=2)
@@ -27,6 +28,17 @@ async def relay_outbox(ctx: dict[str, Any]) -> int:
         orgs = await orgs_with_pending_recalc(session, ctx.get("stale_after", STALE_AFTER))
     for org in orgs:
         name, kwargs = recalculation_job(org)
+        await ctx["redis"].enqueue_job(name, **kwargs)
+    return len(orgs)
+
+
+async def relay_events(ctx: dict[str, Any]) -> int:
+    """Enqueue a dispatch per organisation with events the webhooks consumer has not
+    taken for longer than `STALE_AFTER` (a follow-up lost with Redis); how many."""
+    async with ctx["sessionmaker"]() as session, session.begin():
+        orgs = await orgs_with_unclaimed(session, WEBHOOKS, ctx.get("stale_after", STALE_AFTER))
+    for org in orgs:
+        name, kwargs = Dispatch(org).job()
         await ctx["redis"].enqueue_job(name, **kwargs)
     return len(orgs)
 
