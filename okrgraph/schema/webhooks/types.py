@@ -130,11 +130,11 @@ class WebhookDelivery(Node):
         return WebhookEndpoint.from_row(row) if row else None
 
     @strawberry.field(
-        description='The body POSTed, as JSON text: `{"type", "timestamp", "data"}` '
-        "(docs/webhooks.md)."
+        description='The body POSTed (and signed), as JSON text: `{"type", "timestamp", '
+        '"data"}` (docs/webhooks.md).'
     )
     def payload(self) -> str:
-        return json.dumps(self.row.payload, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(self.row.payload)  # as the sender serialises it (delivery.py)
 
     @strawberry.field(description="Its HTTP attempts, first to last: the delivery log.")
     async def attempts_log(
