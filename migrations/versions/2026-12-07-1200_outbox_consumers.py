@@ -110,6 +110,19 @@ def upgrade() -> None:
             server_default=sa.false(),
         ),
     )
+    # The webhook sender's sweep: organisations with deliveries due by `p_now` to an
+    # enabled endpoint (no tenant needed; like okr_organization_ids(), only org ids).
+    op.execute(
+        """
+        CREATE FUNCTION okr_orgs_with_due_webhooks(p_now timestamptz)
+        RETURNS SETOF uuid
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS
+        $$ SELECT DISTINCT d.org_id FROM webhook_deliveries d
+           JOIN webhook_endpoints e ON e.org_id = d.org_id AND e.id = d.endpoint_id
+           WHERE d.status IN ('PENDING', 'FAILED') AND d.next_attempt_at <= p_now
+             AND e.enabled $$
+        """
+    )
     for table in TABLES:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
@@ -120,12 +133,16 @@ def upgrade() -> None:
     if APP_ROLE:
         op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(TABLES)} TO {APP_ROLE}")
         op.execute(
+            f"GRANT EXECUTE ON FUNCTION okr_orgs_with_due_webhooks(timestamptz) TO {APP_ROLE}"
+        )
+        op.execute(
             "GRANT EXECUTE ON FUNCTION okr_orgs_with_unclaimed(text, interval, text[]) "
             f"TO {APP_ROLE}"
         )
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION okr_orgs_with_due_webhooks(timestamptz)")
     op.execute("DROP FUNCTION okr_orgs_with_unclaimed(text, interval, text[])")
     op.execute("DROP INDEX ix_outbox_events_created_at")
     op.drop_column("organizations", "allow_private_webhook_urls")

@@ -32,6 +32,7 @@ from okrgraph.worker.jobs.kpis import sync_kpi_key_results
 from okrgraph.worker.jobs.outbox import refresh_scores, relay_events, relay_outbox
 from okrgraph.worker.jobs.retention import prune_outbox
 from okrgraph.worker.jobs.scores import full_recalculation, recalculate_scores
+from okrgraph.worker.jobs.webhooks import deliver_webhooks, http_client, sweep_webhooks
 
 POLL_DELAY_S = 0.05
 MAX_JOBS = 50
@@ -49,9 +50,11 @@ async def startup(ctx: dict[str, Any]) -> None:
     engine = create_engine(pool_size=min(MAX_JOBS, 20), max_overflow=10)
     ctx["engine"] = engine
     ctx["sessionmaker"] = create_sessionmaker(engine)
+    ctx["http"] = http_client()  # one pool of connections to webhook receivers
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    await ctx["http"].aclose()
     await ctx["engine"].dispose()
 
 
@@ -66,6 +69,8 @@ class WorkerSettings:
         func(recalculate_scores, keep_result=0),
         full_recalculation,
         sync_kpi_key_results,
+        # Coalesced per org and window (Delivery follow-up, sweep_webhooks).
+        func(deliver_webhooks, keep_result=0),
         # Coalesced per org and window too: events to webhook deliveries.
         func(dispatch_events, keep_result=0),
     ]
@@ -79,6 +84,8 @@ class WorkerSettings:
         cron(roll_cycles, minute=5, second=0, run_at_startup=True, keep_result=0),
         # Hourly: delete outbox events every consumer is done with, past retention.
         cron(prune_outbox, minute=35, second=0, keep_result=0),
+        # Every 5 s: organisations with webhook deliveries due (retries, lost jobs).
+        cron(sweep_webhooks, second=set(range(0, 60, 5)), run_at_startup=True, keep_result=0),
     ]
     on_startup = startup
     on_shutdown = shutdown
