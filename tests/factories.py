@@ -49,6 +49,7 @@ from okrgraph.domain.models import (
     Membership,
     Notification,
     NotificationPreference,
+    NotificationSend,
     Objective,
     Organization,
     OutboxConsumed,
@@ -69,6 +70,7 @@ from okrgraph.domain.models.enums import (
     Direction,
     KeyResultKind,
     Level,
+    NotificationKind,
     OrgRole,
     Outcome,
     Status,
@@ -432,6 +434,17 @@ async def make_outbox_consumed(
     return await _add(session, OutboxConsumed(org_id=org_id, **fields))
 
 
+async def make_notification_send(
+    session: AsyncSession, org_id: uuid.UUID, **fields: Any
+) -> NotificationSend:
+    fields["person_id"] = await _given_or(fields, "person_id", lambda: make_person(session, org_id))
+    fields.setdefault("channel", Channel.EMAIL)
+    fields.setdefault("kind", NotificationKind.CHECK_IN_DUE)
+    fields.setdefault("dedup_key", f"test:{uuid.uuid4()}")
+    fields.setdefault("subject", "A check-in is due")
+    return await _add(session, NotificationSend(org_id=org_id, **fields))
+
+
 async def make_audit_entry(session: AsyncSession, org_id: uuid.UUID, **fields: Any) -> AuditEntry:
     fields.setdefault("action", "objective.update")
     fields.setdefault("subject_type", "OBJECTIVE")
@@ -478,6 +491,7 @@ FACTORIES: dict[str, Factory] = {
     "webhook_deliveries": make_webhook_delivery,
     "webhook_attempts": make_webhook_attempt,
     "outbox_consumed": make_outbox_consumed,
+    "notification_sends": make_notification_send,
     "outbox_events": make_outbox_event,
     "audit_entries": make_audit_entry,
     "score_history": make_score_history,

@@ -281,6 +281,12 @@ CASES = [
         [row("webhook_attempts", attempt=1)],
     ),
     not_negative("webhook_attempts", "duration_ms", "ck_webhook_attempts_duration_not_negative"),
+    not_negative("notification_sends", "attempts", "ck_notification_sends_attempts_not_negative"),
+    Case(
+        "ck_kpis_alert_level_known",
+        [row("kpis", alert_level="warning"), row("kpis", alert_level="")],
+        [row("kpis", alert_level="WARNING"), row("kpis", alert_level=None)],
+    ),
     unit_interval("score_history", "value", "ck_score_history_value_in_unit"),
 ]
 

@@ -6,7 +6,11 @@ from okrgraph.domain.models.cycle import Cycle
 from okrgraph.domain.models.events import AuditEntry, OutboxConsumed, OutboxEvent, ScoreHistory
 from okrgraph.domain.models.key_result import CheckIn, Initiative, KeyResult, TargetRevision
 from okrgraph.domain.models.kpi import Kpi, KpiLink, KpiMeasurement
-from okrgraph.domain.models.notification import Notification, NotificationPreference
+from okrgraph.domain.models.notification import (
+    Notification,
+    NotificationPreference,
+    NotificationSend,
+)
 from okrgraph.domain.models.objective import Alignment, Objective, Reflection
 from okrgraph.domain.models.organization import Membership, Organization, Person, Team
 from okrgraph.domain.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -27,6 +31,7 @@ __all__ = [
     "Membership",
     "Notification",
     "NotificationPreference",
+    "NotificationSend",
     "Objective",
     "Organization",
     "OutboxConsumed",

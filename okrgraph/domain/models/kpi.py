@@ -23,6 +23,7 @@ class Kpi(TenantMixin, Base):
             name="thresholds_ordered",
         ),
         CheckConstraint("length(name) > 0", name="name_not_empty"),
+        CheckConstraint("alert_level IN ('WARNING', 'CRITICAL')", name="alert_level_known"),
         UniqueConstraint("org_id", "name"),
         Index(None, "org_id", "owner_team_id"),
     )
@@ -41,6 +42,8 @@ class Kpi(TenantMixin, Base):
     health: Mapped[Health] = mapped_column(enum_column(Health, "health"), default=Health.UNKNOWN)
     latest_value: Mapped[float | None]
     latest_at: Mapped[datetime | None]
+    # The alert raised (WARNING, CRITICAL; NULL when clear): KPI alerts' hysteresis.
+    alert_level: Mapped[str | None] = mapped_column(String(8))
     archived_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Index, String, UniqueConstraint, func, text
+from sqlalchemy import CheckConstraint, Index, String, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from okrgraph.domain.models.base import Base, TenantMixin, enum_column, tenant_fk
-from okrgraph.domain.models.enums import Channel, NotificationKind, SubjectType
+from okrgraph.domain.models.enums import Channel, DeliveryStatus, NotificationKind, SubjectType
 
 
 class Notification(TenantMixin, Base):
@@ -51,3 +51,36 @@ class NotificationPreference(TenantMixin, Base):
     kind: Mapped[NotificationKind] = mapped_column(enum_column(NotificationKind, "kind"))
     channel: Mapped[Channel] = mapped_column(enum_column(Channel, "channel"))
     enabled: Mapped[bool] = mapped_column(default=True, server_default="true")
+
+
+class NotificationSend(TenantMixin, Base):
+    """A notification going out on a channel other than the inbox (EMAIL, SLACK), as the
+    worker sends and retries it: once per person, channel and dedup key."""
+
+    __tablename__ = "notification_sends"
+    __table_args__ = (
+        tenant_fk(["person_id"], "people"),
+        UniqueConstraint("org_id", "person_id", "channel", "dedup_key"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        Index(
+            "ix_notification_sends_due",
+            "next_attempt_at",
+            postgresql_where=text("status IN ('PENDING', 'FAILED')"),
+        ),
+    )
+
+    person_id: Mapped[uuid.UUID]
+    channel: Mapped[Channel] = mapped_column(enum_column(Channel, "channel"))
+    kind: Mapped[NotificationKind] = mapped_column(enum_column(NotificationKind, "kind"))
+    dedup_key: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(300))
+    text_body: Mapped[str] = mapped_column(default="", server_default="")
+    html_body: Mapped[str] = mapped_column(default="", server_default="")
+    status: Mapped[DeliveryStatus] = mapped_column(
+        enum_column(DeliveryStatus, "delivery_status"), default=DeliveryStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

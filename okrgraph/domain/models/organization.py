@@ -30,6 +30,8 @@ class Organization(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     # Webhooks to loopback, private and link-local addresses (tests, `okr dev`).
     allow_private_webhook_urls: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # The Slack-style incoming webhook notifications post to, sealed like webhook secrets.
+    slack_webhook_sealed: Mapped[str | None] = mapped_column(String(600))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

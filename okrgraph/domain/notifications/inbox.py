@@ -117,7 +117,7 @@ async def mark_read(
 async def preferences_page(
     session: AsyncSession, principal: Principal, page: Page
 ) -> list[NotificationPreference]:
-    """The caller's explicit preferences by kind; a kind/channel not listed is on."""
+    """The caller's explicit preferences by kind; the rest follow notify.DEFAULTS."""
     if principal.person_id is None:
         return []
     return await page_of(

@@ -77,6 +77,19 @@ class Delivery:
         return windowed_job(DELIVER_WEBHOOKS, "deliver", self.org_id)
 
 
+SEND_NOTIFICATIONS = "send_notifications"
+
+
+@dataclass(frozen=True)
+class Sending:
+    """Notifications to send by e-mail or Slack: the organisation's `send_notifications` job."""
+
+    org_id: uuid.UUID
+
+    def job(self) -> Job:
+        return windowed_job(SEND_NOTIFICATIONS, "send", self.org_id)
+
+
 FULL_RECALCULATION = "full_recalculation"
 
 

@@ -36,7 +36,10 @@ class NotificationQueries:
 
     @strawberry.field(
         permission_classes=[CanRead],
-        description="Your notification preferences, by kind; what is not listed is on.",
+        description="Your explicit notification preferences, by kind; what is not listed "
+        "follows the defaults: every kind in the inbox; by e-mail CHECK_IN_DUE, KPI_CRITICAL, "
+        "CYCLE_ENDING, WEEKLY_DIGEST, WEBHOOK_ENDPOINT_DISABLED; on Slack KPI_WARNING, "
+        "KPI_CRITICAL, CYCLE_CLOSED.",
     )
     async def notification_preferences(
         self, info: Info, first: int | None = None, after: str | None = None

@@ -1,0 +1,172 @@
+"""The one way to tell people something (DESIGN.md section 5).
+
+`notify` writes, for each person and each channel their preferences turn on for
+the notification's kind: the inbox item (IN_APP, `notifications`) and the sends
+(EMAIL, SLACK, `notification_sends`) that the worker's `send_notifications` job
+delivers and retries. Both are unique per person and dedup key, so a trigger
+that fires twice (two workers, a retried job, a sweep run again) tells each
+person once; the dedup key says what "once" means (`worsened:<id>:<day>`,
+`digest:<person>:<ISO week>`, ...). It runs in the caller's transaction and asks
+for the send job after commit.
+
+Preferences: a person's explicit choice (`notification_preferences`) wins;
+otherwise `DEFAULTS`: every kind in the inbox; by e-mail what needs acting on or
+comes once a week; on Slack the organisation-wide alarms (sent only when the
+organisation has an incoming webhook).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from okrgraph.domain.models import NotificationPreference
+from okrgraph.domain.models.enums import Channel, NotificationKind, SubjectType
+from okrgraph.domain.outbox.after_commit import AfterCommit
+from okrgraph.domain.outbox.jobs import Sending
+
+K = NotificationKind
+DEFAULTS: dict[Channel, frozenset[NotificationKind]] = {
+    Channel.IN_APP: frozenset(NotificationKind),
+    Channel.EMAIL: frozenset(
+        {
+            K.CHECK_IN_DUE,
+            K.KPI_CRITICAL,
+            K.CYCLE_ENDING,
+            K.WEEKLY_DIGEST,
+            K.WEBHOOK_ENDPOINT_DISABLED,
+        }
+    ),
+    Channel.SLACK: frozenset({K.KPI_WARNING, K.KPI_CRITICAL, K.CYCLE_CLOSED}),
+}
+
+
+def on_by_default(kind: NotificationKind, channel: Channel) -> bool:
+    return kind in DEFAULTS[channel]
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """What to tell: the inbox shows `title` and `text`; e-mail sends `title` as its
+    subject with `text` and `html` (HTML defaults to the text, escaped)."""
+
+    kind: NotificationKind
+    title: str
+    text: str
+    dedup_key: str
+    subject_type: SubjectType | None = None
+    subject_id: uuid.UUID | None = None
+    html: str = ""
+
+
+async def channels_for(
+    session: AsyncSession, person_ids: Collection[uuid.UUID], kind: NotificationKind
+) -> dict[uuid.UUID, set[Channel]]:
+    """The channels each person receives `kind` on (explicit choices over defaults)."""
+    chosen: dict[uuid.UUID, dict[Channel, bool]] = {p: {} for p in person_ids}
+    rows = await session.execute(
+        select(
+            NotificationPreference.person_id,
+            NotificationPreference.channel,
+            NotificationPreference.enabled,
+        ).where(
+            NotificationPreference.person_id.in_(list(person_ids)),
+            NotificationPreference.kind == kind,
+        )
+    )
+    for person_id, channel, enabled in rows:
+        chosen[person_id][channel] = enabled
+    return {
+        person: {c for c in Channel if choice.get(c, on_by_default(kind, c))}
+        for person, choice in chosen.items()
+    }
+
+
+async def notify(
+    session: AsyncSession, org_id: uuid.UUID, person_ids: Collection[uuid.UUID], note: Note
+) -> int:
+    """Tell these people (archived ones excepted) `note`, each once per dedup key, on
+    their channels; how many inbox items and sends were new."""
+    people = await _active(session, org_id, set(person_ids))
+    if not people:
+        return 0
+    channels = await channels_for(session, people, note.kind)
+    inbox = [p for p in people if Channel.IN_APP in channels[p]]
+    sends = [
+        (p, c)
+        for p in people
+        for c in sorted(channels[p], key=lambda c: c.value)
+        if c is not Channel.IN_APP
+    ]
+    new = 0
+    if inbox:
+        new += len(
+            (
+                await session.execute(
+                    text(
+                        """
+                        INSERT INTO notifications (org_id, id, person_id, kind, title, body,
+                                                   subject_type, subject_id, dedup_key)
+                        SELECT CAST(:org AS uuid), gen_random_uuid(), p, :kind, :title, :body,
+                               :subject_type, CAST(:subject_id AS uuid), :dedup
+                        FROM unnest(CAST(:people AS uuid[])) p
+                        ON CONFLICT (org_id, person_id, dedup_key) DO NOTHING
+                        RETURNING id
+                        """
+                    ),
+                    _params(org_id, note) | {"people": inbox},
+                )
+            ).all()
+        )
+    if sends:
+        sent = (
+            await session.execute(
+                text(
+                    """
+                    INSERT INTO notification_sends (org_id, id, person_id, channel, kind,
+                        dedup_key, subject, text_body, html_body, status)
+                    SELECT CAST(:org AS uuid), gen_random_uuid(), s.p, s.c, :kind, :dedup,
+                           :title, :body, :html, 'PENDING'
+                    FROM unnest(CAST(:people AS uuid[]), CAST(:channels AS text[])) AS s(p, c)
+                    ON CONFLICT (org_id, person_id, channel, dedup_key) DO NOTHING
+                    RETURNING id
+                    """
+                ),
+                _params(org_id, note)
+                | {"people": [p for p, _ in sends], "channels": [c.value for _, c in sends]},
+            )
+        ).all()
+        if sent:
+            AfterCommit.of(session).request(Sending(org_id))
+        new += len(sent)
+    return new
+
+
+def _params(org_id: uuid.UUID, note: Note) -> dict[str, object]:
+    return {
+        "org": org_id,
+        "kind": note.kind.value,
+        "title": note.title[:300],
+        "body": note.text,
+        "html": note.html,
+        "subject_type": note.subject_type.value if note.subject_type else None,
+        "subject_id": note.subject_id,
+        "dedup": note.dedup_key[:200],
+    }
+
+
+async def _active(session: AsyncSession, org_id: uuid.UUID, ids: set[uuid.UUID]) -> list[uuid.UUID]:
+    if not ids:
+        return []
+    rows = await session.execute(
+        text(
+            "SELECT id FROM people WHERE org_id = CAST(:org AS uuid) "
+            "AND id = ANY(CAST(:ids AS uuid[])) AND archived_at IS NULL ORDER BY id"
+        ),
+        {"org": org_id, "ids": list(ids)},
+    )
+    return [r[0] for r in rows]
