@@ -43,6 +43,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import random
 import time
 import uuid
@@ -86,6 +87,8 @@ USER_AGENT = "okrgraph-webhooks/1"
 EXCERPT_CHARS = 2000
 ERROR_CHARS = 500
 DUE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+
+log = logging.getLogger(__name__)
 
 
 def backoff(attempt: int, rng: random.Random | None = None) -> timedelta | None:
@@ -269,6 +272,9 @@ async def send(
         return outcome(error=f"timed out after {timeout_s:g} s")
     except httpx.HTTPError as exc:
         return outcome(error=_describe(exc))
+    except Exception as exc:  # one odd endpoint must not leave its batch unrecorded
+        log.exception("webhook delivery %s: unexpected error", claim.delivery_id)
+        return outcome(error=f"{type(exc).__name__}: {exc}"[:ERROR_CHARS])
     return outcome(response_status=status, excerpt=excerpt)
 
 
