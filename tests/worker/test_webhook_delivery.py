@@ -27,6 +27,7 @@ from okrgraph.domain.models import (
     AuditEntry,
     Notification,
     NotificationPreference,
+    NotificationSend,
     Organization,
     WebhookAttempt,
     WebhookDelivery,
@@ -321,10 +322,13 @@ async def test_an_endpoint_failing_past_the_threshold_is_disabled_and_admins_tol
     assert ep.disabled_at > st.now + timedelta(hours=25)
     async with tenant_session(committed.sessionmaker, st.org_id) as s:
         notes = list(await s.scalars(select(Notification)))
+        sends = list(await s.scalars(select(NotificationSend)))
         audit = list(await s.scalars(select(AuditEntry)))
         # a delivery made after the disabling waits: the endpoint is not sent to
         await make_webhook_delivery(s, st.org_id, endpoint_id=st.endpoint_id, next_attempt_at=at)
-    assert sorted(n.person_id for n in notes) == sorted(admins)
+    assert sorted(n.person_id for n in notes) == sorted(admins)  # inbox: not the muted one
+    assert sorted(x.person_id for x in sends) == sorted([*admins, muted.id])  # e-mail
+    assert {x.channel for x in sends} == {Channel.EMAIL}
     assert {n.kind for n in notes} == {NotificationKind.WEBHOOK_ENDPOINT_DISABLED}
     assert {n.subject_id for n in notes} == {st.endpoint_id}
     [entry] = [e for e in audit if e.action == "webhook_endpoint.disabled"]

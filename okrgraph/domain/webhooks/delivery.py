@@ -32,8 +32,8 @@ while `failure_count` >= `FAILURES_TO_DISABLE` (15): the receiver failed a whole
 schedule (more than a day) and every attempt of at least two deliveries' worth
 since its last success. A count alone would disable a sound receiver down for a
 minute during a burst (50 events fail 50 attempts in a row); giving up alone
-would disable one that fails only one kind of event. The admins get an in-app
-notification (WEBHOOK_ENDPOINT_DISABLED) and the audit log an entry by the system.
+would disable one that fails only one kind of event. The admins are told
+(`notify`, WEBHOOK_ENDPOINT_DISABLED) and the audit log gets an entry by the system.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ from okrgraph.domain import clock
 from okrgraph.domain.db import tenant_session
 from okrgraph.domain.models import Organization, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from okrgraph.domain.models.enums import DeliveryStatus
+from okrgraph.domain.outbox.after_commit import unit_of_work
 from okrgraph.domain.webhooks.addresses import AddressRefused, resolve_allowed
 from okrgraph.domain.webhooks.catalog import SECRET_PREFIX, signing_secret
 from okrgraph.domain.webhooks.disabling import disable_endpoint
@@ -167,9 +168,11 @@ async def deliver_due(
     timeout_s: float = SEND_TIMEOUT_S,
     batch: int = BATCH,
     max_batches: int = MAX_BATCHES,
+    queue: Any = None,
 ) -> Counts:
     """Send the organisation's due deliveries, a batch at a time; what happened.
-    `now` (default okrgraph's clock) decides what is due and stamps the log."""
+    `now` (default okrgraph's clock) decides what is due and stamps the log; `queue`
+    (the worker's Redis) takes the jobs the recording asks for (notification sends)."""
     counts = Counts()
     for _ in range(max_batches):
         at = now or clock.now()
@@ -178,7 +181,7 @@ async def deliver_due(
         if not claims:
             break
         outcomes = await asyncio.gather(*(send(client, c, at, timeout_s) for c in claims))
-        async with tenant_session(sessionmaker, org_id) as session:
+        async with unit_of_work(sessionmaker, org_id, queue) as session:
             for claim, outcome in zip(claims, outcomes, strict=True):
                 await record_outcome(session, claim, outcome, counts)
         if len(claims) < batch:

@@ -1,21 +1,20 @@
 """An endpoint disabled by the sender after repeated failure (delivery.py says when):
-the audit log records it as the system's doing and every admin gets an in-app
-notification, unless they turned that kind off."""
+the audit log records it as the system's doing and every active admin is told
+(`notify`: in the inbox, and by e-mail by default, as their preferences say)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.audit import record_audit
 from okrgraph.domain.auth.tokens import system_principal
-from okrgraph.domain.models import Notification, NotificationPreference, Person, WebhookEndpoint
-from okrgraph.domain.models.enums import Channel, NotificationKind, OrgRole, SubjectType
-
-KIND = NotificationKind.WEBHOOK_ENDPOINT_DISABLED
+from okrgraph.domain.models import Person, WebhookEndpoint
+from okrgraph.domain.models.enums import NotificationKind, OrgRole, SubjectType
+from okrgraph.domain.notifications.notify import Note, notify
 
 
 async def disable_endpoint(
@@ -48,44 +47,29 @@ async def disable_endpoint(
         {"enabled": False, "reason": "repeated delivery failures", "failure_count": failures},
         at=at,
     )
-    for person_id in await _admins_to_notify(session, org_id):
-        session.add(
-            Notification(
-                org_id=org_id,
-                person_id=person_id,
-                kind=KIND,
-                title="A webhook endpoint was disabled",
-                body=(
-                    f"Deliveries to {url} failed {failures} times in a row, the last ones "
-                    "for over a day, so it was disabled. Fix the receiver, then enable it "
-                    "again (its pending deliveries resume)."
-                ),
-                subject_type=SubjectType.WEBHOOK_ENDPOINT,
-                subject_id=endpoint_id,
-                dedup_key=f"webhook_endpoint.disabled:{endpoint_id}:{at.isoformat()}",
-                created_at=at,
-            )
-        )
+    await notify(
+        session,
+        org_id,
+        await _admins(session, org_id),
+        Note(
+            kind=NotificationKind.WEBHOOK_ENDPOINT_DISABLED,
+            title="A webhook endpoint was disabled",
+            text=(
+                f"Deliveries to {url} failed {failures} times in a row, the last ones "
+                "for over a day, so it was disabled. Fix the receiver, then enable it "
+                "again (its pending deliveries resume)."
+            ),
+            dedup_key=f"webhook_endpoint.disabled:{endpoint_id}:{at.isoformat()}",
+            subject_type=SubjectType.WEBHOOK_ENDPOINT,
+            subject_id=endpoint_id,
+        ),
+    )
     await session.flush()
     return True
 
 
-async def _admins_to_notify(session: AsyncSession, org_id: uuid.UUID) -> list[uuid.UUID]:
-    """The organisation's active admins, but those who turned this kind off in-app."""
-    turned_off = select(NotificationPreference.person_id).where(
-        NotificationPreference.org_id == org_id,
-        NotificationPreference.kind == KIND,
-        NotificationPreference.channel == Channel.IN_APP,
-        NotificationPreference.enabled.is_(False),
-    )
+async def _admins(session: AsyncSession, org_id: uuid.UUID) -> list[uuid.UUID]:
     rows = await session.scalars(
-        select(Person.id).where(
-            and_(
-                Person.org_id == org_id,
-                Person.org_role == OrgRole.ADMIN,
-                Person.archived_at.is_(None),
-                Person.id.not_in(turned_off),
-            )
-        )
+        select(Person.id).where(Person.org_id == org_id, Person.org_role == OrgRole.ADMIN)
     )
     return list(rows)

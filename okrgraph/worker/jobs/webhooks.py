@@ -29,7 +29,9 @@ def http_client() -> httpx.AsyncClient:
 
 async def deliver_webhooks(ctx: dict[str, Any], org_id: str) -> dict[str, int]:
     """Send the organisation's due webhook deliveries; how many, by outcome."""
-    counts = await deliver_due(ctx["sessionmaker"], uuid.UUID(str(org_id)), ctx["http"])
+    counts = await deliver_due(
+        ctx["sessionmaker"], uuid.UUID(str(org_id)), ctx["http"], queue=ctx.get("redis")
+    )
     return {
         "sent": counts.sent,
         "succeeded": counts.succeeded,
