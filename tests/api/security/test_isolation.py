@@ -398,6 +398,7 @@ ATTACKS = [
     Attack("updateWebhookEndpoint", "input.id",
            lambda a, x: _i(id=x.gid("endpoint"), description="mine")),
     Attack("rotateWebhookSecret", "id", lambda a, x: {"id": x.gid("endpoint")}),
+    Attack("redeliverWebhook", "id", lambda a, x: {"id": x.gid("delivery")}),
     Attack("markNotificationsRead", "ids", lambda a, x: {"ids": [x.gid("note_admin")]}),
     Attack("markNotificationsRead", "ids",  # with one's own: nothing is marked
            lambda a, x: {"ids": [a.gid("note_admin"), x.gid("note_admin")]}),

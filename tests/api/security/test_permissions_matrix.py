@@ -200,10 +200,12 @@ CASES = [
     Case("revokeApiToken", "a member's", lambda w, p: {"id": w.gid("spare_token")},
          ADMIN | {"member"}, refused_as=NOT_THEIRS),
     # webhooks: admins only
-    Case("createWebhookEndpoint", "", lambda w, p: _i(url="https://hooks.example.test/x"), ADMIN),
+    Case("createWebhookEndpoint", "", lambda w, p: _i(url="https://93.184.215.14/x"), ADMIN),
     Case("updateWebhookEndpoint", "", lambda w, p: _i(id=w.gid("endpoint"), enabled=False),
          ADMIN),
     Case("rotateWebhookSecret", "", lambda w, p: {"id": w.gid("endpoint")}, ADMIN),
+    Case("redeliverWebhook", "", lambda w, p: {"id": w.gid("delivery")}, ADMIN),
+    Case("setWebhookPolicy", "", lambda w, p: {"allowPrivateUrls": True}, ADMIN),
     # notifications: one's own only, with a `write` token (a VIEWER's too)
     Case("markNotificationsRead", "one's own", _own_note, PERSONAL_WRITERS),
     Case("markNotificationsRead", "the owner's", lambda w, p: {"ids": [w.gid("note_owner")]},
