@@ -18,7 +18,7 @@ organisation has an incoming webhook).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select, text
@@ -91,10 +91,22 @@ async def notify(
 ) -> int:
     """Tell these people (archived ones excepted) `note`, each once per dedup key, on
     their channels; how many inbox items and sends were new."""
-    people = await _active(session, org_id, set(person_ids))
+    return await notify_each(session, org_id, dict.fromkeys(person_ids, note))
+
+
+async def notify_each(
+    session: AsyncSession, org_id: uuid.UUID, notes: Mapping[uuid.UUID, Note]
+) -> int:
+    """Tell each person their own note (a reminder listing their key results, a
+    digest), as `notify` does, in the same few statements whatever the number of
+    people (one more per distinct kind); how many inbox items and sends were new."""
+    people = await _active(session, org_id, set(notes))
     if not people:
         return 0
-    channels = await channels_for(session, people, note.kind)
+    channels: dict[uuid.UUID, set[Channel]] = {}
+    for kind in sorted({notes[p].kind for p in people}, key=lambda k: k.value):
+        of_kind = [p for p in people if notes[p].kind is kind]
+        channels |= await channels_for(session, of_kind, kind)
     inbox = [p for p in people if Channel.IN_APP in channels[p]]
     sends = [
         (p, c)
@@ -111,14 +123,18 @@ async def notify(
                         """
                         INSERT INTO notifications (org_id, id, person_id, kind, title, body,
                                                    subject_type, subject_id, dedup_key)
-                        SELECT CAST(:org AS uuid), gen_random_uuid(), p, :kind, :title, :body,
-                               :subject_type, CAST(:subject_id AS uuid), :dedup
-                        FROM unnest(CAST(:people AS uuid[])) p
+                        SELECT CAST(:org AS uuid), gen_random_uuid(), n.p, n.kind, n.title,
+                               n.body, n.subject_type, n.subject_id, n.dedup
+                        FROM unnest(CAST(:people AS uuid[]), CAST(:kinds AS text[]),
+                                    CAST(:titles AS text[]), CAST(:bodies AS text[]),
+                                    CAST(:subject_types AS text[]),
+                                    CAST(:subject_ids AS uuid[]), CAST(:dedups AS text[]))
+                             AS n(p, kind, title, body, subject_type, subject_id, dedup)
                         ON CONFLICT (org_id, person_id, dedup_key) DO NOTHING
                         RETURNING id
                         """
                     ),
-                    _params(org_id, note) | {"people": inbox},
+                    {"org": org_id, "people": inbox} | _columns([notes[p] for p in inbox]),
                 )
             ).all()
         )
@@ -129,15 +145,23 @@ async def notify(
                     """
                     INSERT INTO notification_sends (org_id, id, person_id, channel, kind,
                         dedup_key, subject, text_body, html_body, status)
-                    SELECT CAST(:org AS uuid), gen_random_uuid(), s.p, s.c, :kind, :dedup,
-                           :title, :body, :html, 'PENDING'
-                    FROM unnest(CAST(:people AS uuid[]), CAST(:channels AS text[])) AS s(p, c)
+                    SELECT CAST(:org AS uuid), gen_random_uuid(), s.p, s.c, s.kind, s.dedup,
+                           s.title, s.body, s.html, 'PENDING'
+                    FROM unnest(CAST(:people AS uuid[]), CAST(:channels AS text[]),
+                                CAST(:kinds AS text[]), CAST(:dedups AS text[]),
+                                CAST(:titles AS text[]), CAST(:bodies AS text[]),
+                                CAST(:htmls AS text[]))
+                         AS s(p, c, kind, dedup, title, body, html)
                     ON CONFLICT (org_id, person_id, channel, dedup_key) DO NOTHING
                     RETURNING id
                     """
                 ),
-                _params(org_id, note)
-                | {"people": [p for p, _ in sends], "channels": [c.value for _, c in sends]},
+                {
+                    "org": org_id,
+                    "people": [p for p, _ in sends],
+                    "channels": [c.value for _, c in sends],
+                }
+                | _columns([notes[p] for p, _ in sends]),
             )
         ).all()
         if sent:
@@ -146,16 +170,16 @@ async def notify(
     return new
 
 
-def _params(org_id: uuid.UUID, note: Note) -> dict[str, object]:
+def _columns(notes: list[Note]) -> dict[str, list[object]]:
+    """The notes' fields as parallel arrays (one element per row to insert)."""
     return {
-        "org": org_id,
-        "kind": note.kind.value,
-        "title": note.title[:300],
-        "body": note.text,
-        "html": note.html,
-        "subject_type": note.subject_type.value if note.subject_type else None,
-        "subject_id": note.subject_id,
-        "dedup": note.dedup_key[:200],
+        "kinds": [n.kind.value for n in notes],
+        "titles": [n.title[:300] for n in notes],
+        "bodies": [n.text for n in notes],
+        "htmls": [n.html for n in notes],
+        "subject_types": [n.subject_type.value if n.subject_type else None for n in notes],
+        "subject_ids": [n.subject_id for n in notes],
+        "dedups": [n.dedup_key[:200] for n in notes],
     }
 
 
