@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from okrgraph.domain.db import create_engine, create_sessionmaker, tenant_session
 from okrgraph.domain.models.enums import KeyResultKind, ObjectiveDriver
 from okrgraph.domain.scores.service import full_recalculation
+from tests.webhook_receiver import Receiver, serving
 from tests.worker.graphs import GraphBuilder
 
 
@@ -50,6 +51,13 @@ async def worker_redis_url(servers: Any) -> AsyncIterator[str]:
     yield rendered
     await pool.flushdb()
     await pool.aclose()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 (tests/webhook_receiver.py)."""
+    async with serving() as r:
+        yield r
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
@@ -50,63 +50,8 @@ from okrgraph.domain.webhooks.delivery import (
 from okrgraph.worker.jobs.webhooks import deliver_webhooks, http_client, sweep_webhooks
 from okrgraph.worker.settings import WorkerSettings
 from tests.factories import make_org, make_person, make_webhook_delivery, make_webhook_endpoint
+from tests.webhook_receiver import HANG, Receiver, Request
 from tests.worker.conftest import Committed
-
-HANG = -1  # a response status meaning: answer nothing until the test ends
-
-
-@dataclass
-class Request:
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """A minimal HTTP/1.1 server: records each request, answers the next planned
-    status (200 once the plan is used up), or hangs (HANG)."""
-
-    port: int = 0
-    requests: list[Request] = field(default_factory=list)
-    plan: deque[int] = field(default_factory=deque)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        headers = {
-            k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in head[1:] if h)
-        }
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-        self.requests.append(Request(headers, body))
-        status = self.plan.popleft() if self.plan else 200
-        if status == HANG:
-            await self.release.wait()
-        else:
-            text = f"answer {status} " + "x" * 3000  # longer than the excerpt keeps
-            writer.write(
-                f"HTTP/1.1 {status} Status\r\nContent-Type: text/plain\r\n"
-                f"Content-Length: {len(text)}\r\nConnection: close\r\n\r\n{text}".encode()
-            )
-            await writer.drain()
-        writer.close()
-
-    def ids(self) -> list[str]:
-        return [r.headers["webhook-id"] for r in self.requests]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    server = await asyncio.start_server(r.handle, "127.0.0.1", 0)
-    r.port = server.sockets[0].getsockname()[1]
-    yield r
-    r.release.set()
-    server.close()
-    await server.wait_closed()
 
 
 @pytest.fixture
