@@ -5,7 +5,7 @@ private ones (`organizations.allow_private_webhook_urls`: tests, `okr dev`).
 given) and again at every send (every address its name resolves to then), so a
 name that resolved to a public address at creation and to 127.0.0.1 later (DNS
 rebinding) is refused. The sender connects to the address it checked, never
-resolving the name a second time (delivery.py).
+resolving the name a second time (transport.py).
 """
 
 from __future__ import annotations

@@ -47,11 +47,12 @@ def may_see_endpoints(principal: Principal | None) -> bool:
     return principal is not None and principal.is_admin
 
 
-def _url(value: str) -> str:
+def well_formed_url(value: str, field: str = "input.url") -> str:
+    """The URL, stripped: http(s) with a host, no spaces or credentials, bounded."""
     url = value.strip()
     if not url or len(url) > MAX_URL_LENGTH:
         raise ValidationFailed(
-            "input.url",
+            field,
             f"Give a URL of at most {MAX_URL_LENGTH} characters.",
             ErrorCode.TEXT_TOO_LONG,
         )
@@ -63,11 +64,11 @@ def _url(value: str) -> str:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not host:
         raise ValidationFailed(
-            "input.url", "Must be an http:// or https:// URL with a host.", ErrorCode.INVALID_FORMAT
+            field, "Must be an http:// or https:// URL with a host.", ErrorCode.INVALID_FORMAT
         )
     if any(c.isspace() for c in url) or parts.username or parts.password:
         raise ValidationFailed(
-            "input.url", "No spaces or credentials in the URL.", ErrorCode.INVALID_FORMAT
+            field, "No spaces or credentials in the URL.", ErrorCode.INVALID_FORMAT
         )
     return url
 
@@ -108,7 +109,7 @@ async def create_webhook_endpoint(
     Its URL must point at a public address unless the organisation allows others
     (url_policy.py)."""
     require_admin(principal)
-    url = _url(url)
+    url = well_formed_url(url)
     description = text_field(description, "input.description", max_length=2000, required=False)
     event_types = _event_types(event_types or [])
     await require_allowed_url(session, url)
@@ -161,7 +162,7 @@ async def update_webhook_endpoint(
     endpoint = await get_endpoint(session, endpoint_id)
     changes: dict[str, Any] = {}
     if url is not None:
-        endpoint.url = changes["url"] = _url(url)
+        endpoint.url = changes["url"] = well_formed_url(url)
     if description is not None:
         endpoint.description = changes["description"] = text_field(
             description, "input.description", max_length=2000, required=False

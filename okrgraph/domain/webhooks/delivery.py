@@ -44,13 +44,11 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import and_, select, text, update
@@ -61,10 +59,12 @@ from okrgraph.domain.db import tenant_session
 from okrgraph.domain.models import Organization, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from okrgraph.domain.models.enums import DeliveryStatus
 from okrgraph.domain.outbox.after_commit import unit_of_work
-from okrgraph.domain.webhooks.addresses import AddressRefused, resolve_allowed
+from okrgraph.domain.retry import RetrySchedule
+from okrgraph.domain.webhooks.addresses import AddressRefused
 from okrgraph.domain.webhooks.catalog import SECRET_PREFIX, signing_secret
 from okrgraph.domain.webhooks.disabling import disable_endpoint
 from okrgraph.domain.webhooks.secrets import SecretUnreadable
+from okrgraph.domain.webhooks.transport import describe_error, post_checked
 
 RETRY_DELAYS = (
     timedelta(seconds=10),
@@ -76,8 +76,9 @@ RETRY_DELAYS = (
     timedelta(hours=10),
     timedelta(hours=14),
 )
-MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 JITTER = 0.2
+SCHEDULE = RetrySchedule(RETRY_DELAYS, JITTER)
+MAX_ATTEMPTS = SCHEDULE.max_attempts
 FAILURES_TO_DISABLE = 15
 # Longer than any send (SEND_TIMEOUT_S bounds resolving, connecting and reading).
 LEASE = timedelta(seconds=60)
@@ -85,20 +86,10 @@ SEND_TIMEOUT_S = 10.0
 BATCH = 20  # deliveries sent at once
 MAX_BATCHES = 25  # per call; the sweep's next run takes the rest
 USER_AGENT = "okrgraph-webhooks/1"
-EXCERPT_CHARS = 2000
 ERROR_CHARS = 500
 DUE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 
 log = logging.getLogger(__name__)
-
-
-def backoff(attempt: int, rng: random.Random | None = None) -> timedelta | None:
-    """How long after failed attempt `attempt` (1-based) the next one is due, with
-    jitter; None once the schedule is exhausted (the delivery gives up)."""
-    if attempt >= MAX_ATTEMPTS:
-        return None
-    delay = RETRY_DELAYS[max(attempt, 1) - 1]
-    return delay * (rng or random).uniform(1 - JITTER, 1 + JITTER)
 
 
 def signature(secret: str, msg_id: str, timestamp: int, body: str) -> str:
@@ -274,7 +265,7 @@ async def send(
     except (TimeoutError, httpx.TimeoutException):
         return outcome(error=f"timed out after {timeout_s:g} s")
     except httpx.HTTPError as exc:
-        return outcome(error=_describe(exc))
+        return outcome(error=describe_error(exc)[:ERROR_CHARS])
     except Exception as exc:  # one odd endpoint must not leave its batch unrecorded
         log.exception("webhook delivery %s: unexpected error", claim.delivery_id)
         return outcome(error=f"{type(exc).__name__}: {exc}"[:ERROR_CHARS])
@@ -282,57 +273,18 @@ async def send(
 
 
 async def _post(client: httpx.AsyncClient, claim: Claim, timeout_s: float) -> tuple[int, str]:
-    """The attempt's status and the start of the response body. Connects to the
-    checked address itself (the URL's host replaced, `Host` and TLS SNI kept), so
-    the name is not resolved again between the check and the connection."""
+    """The attempt's status and the start of the response body, sent to the address
+    the endpoint's host resolves to now (`transport.post_checked`)."""
     assert claim.secret is not None
-    url = httpx.URL(claim.url)
-    parts = urlsplit(claim.url)
-    addresses = await resolve_allowed(url.host, url.port or _default_port(url), claim.allow_private)
     headers = signed_headers(claim.secret, str(claim.event_id), int(time.time()), claim.body)
-    headers["host"] = parts.netloc
-    error: httpx.ConnectError | None = None
-    for address in addresses:
-        request = client.build_request(
-            "POST",
-            url.copy_with(host=str(address)),
-            content=claim.body.encode(),
-            headers=headers,
-            timeout=timeout_s,
-            extensions={"sni_hostname": url.host},
-        )
-        try:
-            response = await client.send(request, stream=True, follow_redirects=False)
-        except httpx.ConnectError as exc:
-            error = exc  # the next address, as a resolver-ordered connect would
-            continue
-        try:
-            return response.status_code, await _excerpt(response)
-        finally:
-            await response.aclose()
-    assert error is not None
-    raise error
-
-
-def _default_port(url: httpx.URL) -> int:
-    return 443 if url.scheme == "https" else 80
-
-
-async def _excerpt(response: httpx.Response) -> str:
-    """The first `EXCERPT_CHARS` characters of the body, reading no more than needed."""
-    data = b""
-    async for chunk in response.aiter_bytes():
-        data += chunk
-        if len(data) >= EXCERPT_CHARS * 4:  # UTF-8: at most 4 bytes a character
-            break
-    text = data.decode(response.encoding or "utf-8", errors="replace")
-    return text[:EXCERPT_CHARS].replace("\x00", "")
-
-
-def _describe(exc: httpx.HTTPError) -> str:
-    kind = type(exc).__name__
-    detail = str(exc) or repr(exc.__cause__ or exc.__context__ or "")
-    return f"{kind}: {detail}"[:ERROR_CHARS]
+    return await post_checked(
+        client,
+        claim.url,
+        claim.body.encode(),
+        headers,
+        allow_private=claim.allow_private,
+        timeout_s=timeout_s,
+    )
 
 
 async def record_outcome(
@@ -365,7 +317,7 @@ async def record_outcome(
         )
         await _update_endpoint(session, claim, failure_count=0)
         return
-    delay = backoff(claim.attempt)
+    delay = SCHEDULE.after(claim.attempt)
     last_error = outcome.error or f"HTTP {outcome.response_status}"
     if delay is None:
         counts.gave_up += 1
