@@ -7,7 +7,8 @@ address is refused, and so is a host that does not resolve (it could later
 resolve to anything). Resolving catches the spellings of an address that are
 not literal IPs (`localhost`, `2130706433`, `0x7f.1`). An organisation that
 allows private URLs (`okr dev`, tests, an on-premise receiver) skips the check.
-The sender checks the address again when it connects (DNS can change).
+The rule on addresses is the sender's (`addresses.address_allowed`), which
+checks again when it connects (DNS can change).
 """
 
 from __future__ import annotations
@@ -26,30 +27,12 @@ from okrgraph.domain.errors import ErrorCode, ValidationFailed
 from okrgraph.domain.models import Organization
 from okrgraph.domain.models.enums import SubjectType
 from okrgraph.domain.organizations.queries import current_organization
+from okrgraph.domain.webhooks.addresses import IPAddress, address_allowed
 
 RESOLVE_TIMEOUT_S = 5.0
 
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-
-def address_allowed(ip: IpAddress, allow_private: bool) -> bool:
-    """Whether a webhook may be sent to `ip`. A local copy of the sender's
-    `addresses.address_allowed`, to be merged with it."""
-    if allow_private:
-        return True
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not (
-        ip.is_multicast
-        or ip.is_reserved
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_unspecified
-        or ip.is_private
-    )
-
-
-async def resolve(host: str) -> list[IpAddress]:
+async def resolve(host: str) -> list[IPAddress]:
     """Every address `host` resolves to (a literal IP to itself); [] when it does not."""
     loop = asyncio.get_running_loop()
     try:
@@ -58,7 +41,7 @@ async def resolve(host: str) -> list[IpAddress]:
         )
     except (OSError, UnicodeError, TimeoutError):
         return []
-    found: list[IpAddress] = []
+    found: list[IPAddress] = []
     for _family, _type, _proto, _name, sockaddr in infos:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         if address not in found:
