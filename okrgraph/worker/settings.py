@@ -29,6 +29,7 @@ from okrgraph.worker.jobs.cycles import roll_cycles
 from okrgraph.worker.jobs.events import dispatch_events
 from okrgraph.worker.jobs.health import health
 from okrgraph.worker.jobs.kpis import sync_kpi_key_results
+from okrgraph.worker.jobs.notification_schedules import notification_schedules
 from okrgraph.worker.jobs.outbox import refresh_scores, relay_events, relay_outbox
 from okrgraph.worker.jobs.retention import prune_outbox
 from okrgraph.worker.jobs.scores import full_recalculation, recalculate_scores
@@ -84,6 +85,9 @@ class WorkerSettings:
         cron(roll_cycles, minute=5, second=0, run_at_startup=True, keep_result=0),
         # Hourly: delete outbox events every consumer is done with, past retention.
         cron(prune_outbox, minute=35, second=0, keep_result=0),
+        # Hourly: check-ins due, cycles ending, the weekly digest, by each organisation's
+        # morning; each person told once per period (notifications' dedup keys).
+        cron(notification_schedules, minute=20, second=0, keep_result=0),
         # Every 5 s: organisations with webhook deliveries due (retries, lost jobs).
         cron(sweep_webhooks, second=set(range(0, 60, 5)), run_at_startup=True, keep_result=0),
     ]
