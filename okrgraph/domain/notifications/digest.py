@@ -105,7 +105,7 @@ async def send_weekly_digest(session: AsyncSession, org_id: uuid.UUID, now: date
         return 0
     digests = await collect_digests(session, people, now)
     notes = {
-        person: _note(digest, week, f"digest:{person}:{week}")
+        person: digest_note(person, digest, week)
         for person, digest in digests.items()
         if digest.sections()
     }
@@ -140,7 +140,7 @@ def _movement(r: Any) -> str:
     return f"{r.title}: {round(100 * r.progress_then)}% -> {now}% ({change:+d} pts, {r.status})"
 
 
-def _note(digest: Digest, week: str, dedup_key: str) -> Note:
+def digest_note(person: uuid.UUID, digest: Digest, week: str) -> Note:
     sections = digest.sections()
     plain = "\n\n".join(
         f"{name}:\n" + "\n".join(f"- {x}" for x in lines) for name, lines in sections
@@ -157,5 +157,5 @@ def _note(digest: Digest, week: str, dedup_key: str) -> Note:
         title=f"Your week in OKRs ({week})" + (f": {at_risk} at risk" if at_risk else ""),
         text=plain,
         html=rich,
-        dedup_key=dedup_key,
+        dedup_key=f"digest:{person}:{week}",
     )
