@@ -20,7 +20,8 @@ from redis.exceptions import RedisError
 from okrgraph.domain.messages import (
     ACCESS_CHANNEL,
     AccessRevoked,
-    ProgressChanged,
+    OrgMessage,
+    decode_org_message,
 )
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class Subscriber:
     token_id: uuid.UUID | None
     person_id: uuid.UUID | None
     channel: str
-    queue: asyncio.Queue[ProgressChanged | SubscriptionEnded] = field(
+    queue: asyncio.Queue[OrgMessage | SubscriptionEnded] = field(
         default_factory=lambda: asyncio.Queue(SUBSCRIBER_BACKLOG)
     )
     ended: SubscriptionEnded | None = None
@@ -78,7 +79,7 @@ class Subscriber:
             except asyncio.QueueFull:
                 self.queue.get_nowait()
 
-    async def next(self) -> ProgressChanged:
+    async def next(self) -> OrgMessage:
         item = await self.queue.get()
         if isinstance(item, SubscriptionEnded):
             raise item
@@ -179,7 +180,7 @@ class LiveHub:
         for listeners in self.subscribers.values():
             yield from listeners
 
-    async def announce(self, message: AccessRevoked | ProgressChanged) -> None:
+    async def announce(self, message: AccessRevoked | OrgMessage) -> None:
         """Deliver a message to every process's subscribers; a revocation ends the
         subscriptions that lost access here at once (best effort elsewhere: each
         subscription also re-checks its token before it delivers)."""
@@ -198,17 +199,18 @@ class LiveHub:
                 subscriber.end("The API token was revoked or its person archived.", REVOKED)
 
     def dispatch(self, channel: str, data: str | bytes) -> None:
-        """Hand one pub/sub message to every subscriber of its channel."""
+        """Hand one pub/sub message to every subscriber of its channel, decoded once as
+        the channel's kind of message (progress, events)."""
         if channel == ACCESS_CHANNEL:
             self.revoke(AccessRevoked.decode(data))
             return
         listeners = self.subscribers.get(channel)
         if not listeners:
             return
-        message = ProgressChanged.decode(data)
+        message = decode_org_message(channel, data)
         for subscriber in list(listeners):
             if message.org_id != subscriber.org_id:
-                continue  # never another organisation's changes, whatever the channel
+                continue  # never another organisation's messages, whatever the channel
             try:
                 subscriber.queue.put_nowait(message)
             except asyncio.QueueFull:

@@ -7,12 +7,16 @@
   wrote itself, for the job to announce) and inside `ProgressChanged`.
 - `ProgressChanged`: the worker's message after it commits a roll-up, on the
   organisation's `progress_channel`.
+- `EventsRecorded`: the organisation's outbox events as the webhook dispatcher
+  claims them (webhooks/dispatch.py, once per event, oldest first), on its
+  `events_channel`; each a `RecordedEvent` with the payload webhooks carry.
 - `AccessRevoked`: the API's message after it commits a token's revocation or a
   person's archiving, on `ACCESS_CHANNEL`, so every API process ends their
   subscriptions at once.
 
-Both channel messages are published after commit (outbox/after_commit.py): a
-read made on receipt sees at least what they announce.
+Every channel message is published after commit (outbox/after_commit.py): a
+read made on receipt sees at least what it announces. `decode_org_message`
+reads an organisation channel's message by the channel's kind.
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ PROGRESS_SUBJECTS = frozenset({SubjectType.KEY_RESULT, SubjectType.OBJECTIVE})
 def progress_channel(org_id: uuid.UUID | str) -> str:
     """Redis pub/sub channel of an organisation's committed score changes."""
     return f"okr:org:{org_id}:progress"
+
+
+def events_channel(org_id: uuid.UUID | str) -> str:
+    """Redis pub/sub channel of an organisation's committed outbox events."""
+    return f"okr:org:{org_id}:events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +148,86 @@ class AccessRevoked:
             token_ids=frozenset(uuid.UUID(i) for i in data.get("tokenIds", ())),
             person_ids=frozenset(uuid.UUID(i) for i in data.get("personIds", ())),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """One committed outbox event as integrations see it: `id` is the event's (a
+    webhook's `webhook-id`), `data` the payload a webhook carries as its `data`."""
+
+    id: uuid.UUID
+    type: str
+    subject_type: SubjectType | None
+    subject_id: uuid.UUID | None
+    created_at: datetime
+    data: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "subjectType": self.subject_type.value if self.subject_type else None,
+            "subjectId": str(self.subject_id) if self.subject_id else None,
+            "createdAt": self.created_at.isoformat(),
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> RecordedEvent:
+        subject_type, subject_id = data.get("subjectType"), data.get("subjectId")
+        payload = data["data"]
+        if not isinstance(payload, dict):
+            raise TypeError("an event's data is an object")
+        return cls(
+            id=uuid.UUID(str(data["id"])),
+            type=str(data["type"]),
+            subject_type=SubjectType(subject_type) if subject_type else None,
+            subject_id=uuid.UUID(str(subject_id)) if subject_id else None,
+            created_at=datetime.fromisoformat(data["createdAt"]),
+            data=payload,
+        )
+
+
+@dataclass(frozen=True)
+class EventsRecorded:
+    """The events of one organisation one dispatch claimed, oldest first: one message
+    per claimed batch, so a burst is one message in each subscriber's backlog."""
+
+    org_id: uuid.UUID
+    events: tuple[RecordedEvent, ...]
+
+    @property
+    def channel(self) -> str:
+        return events_channel(self.org_id)
+
+    def encode(self) -> str:
+        return json.dumps(
+            {"orgId": str(self.org_id), "events": [e.to_json() for e in self.events]},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def decode(cls, raw: str | bytes) -> EventsRecorded:
+        """The message, or ValueError/KeyError/TypeError for one this code did not write."""
+        data = json.loads(raw)
+        return cls(
+            org_id=uuid.UUID(str(data["orgId"])),
+            events=tuple(RecordedEvent.from_json(e) for e in data["events"]),
+        )
+
+
+OrgMessage = ProgressChanged | EventsRecorded
+_ORG_MESSAGES: dict[str, type[ProgressChanged] | type[EventsRecorded]] = {
+    "progress": ProgressChanged,
+    "events": EventsRecorded,
+}
+
+
+def decode_org_message(channel: str, raw: str | bytes) -> OrgMessage:
+    """The message on an organisation's channel (`okr:org:<id>:<kind>`), read as its
+    kind says; ValueError for a channel of no known kind."""
+    prefix, _, kind = channel.rpartition(":")
+    message_type = _ORG_MESSAGES.get(kind)
+    if not prefix.startswith("okr:org:") or message_type is None:
+        raise ValueError(f"no messages are known on {channel}")
+    return message_type.decode(raw)

@@ -17,7 +17,8 @@ from okrgraph.schema.kpis.mutations import KpiMutations
 from okrgraph.schema.kpis.queries import KpiQueries
 from okrgraph.schema.kpis.types import Kpi, KpiMeasurement
 from okrgraph.schema.limits import limit_extensions
-from okrgraph.schema.live.subscriptions import Subscription
+from okrgraph.schema.live.events import EventSubscriptions
+from okrgraph.schema.live.subscriptions import ProgressSubscriptions
 from okrgraph.schema.node_queries import NodeQueries
 from okrgraph.schema.notifications.mutations import NotificationMutations
 from okrgraph.schema.notifications.queries import NotificationQueries
@@ -61,6 +62,11 @@ class Mutation(
     NotificationMutations,
     KpiMeasurementMutations,
 ):
+    pass
+
+
+@strawberry.type(description="Live updates (graphql-transport-ws).")
+class Subscription(ProgressSubscriptions, EventSubscriptions):
     pass
 
 

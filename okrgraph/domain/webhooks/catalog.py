@@ -73,18 +73,17 @@ def well_formed_url(value: str, field: str = "input.url") -> str:
     return url
 
 
-def _event_types(values: list[str]) -> list[str]:
-    """Event type names (`kpi.measured`), `prefix.*`, or `*`; empty means every event."""
+def event_type_filter(values: list[str], field: str = "input.eventTypes") -> list[str]:
+    """Event type names (`kpi.measured`), `prefix.*`, or `*`; empty means every event.
+    The filter of an endpoint and of the live event stream (`field`: the input's path)."""
     if len(values) > MAX_EVENT_TYPES:
-        raise ValidationFailed(
-            "input.eventTypes", f"At most {MAX_EVENT_TYPES} event types.", ErrorCode.TOO_MANY
-        )
+        raise ValidationFailed(field, f"At most {MAX_EVENT_TYPES} event types.", ErrorCode.TOO_MANY)
     out: list[str] = []
     for i, value in enumerate(values):
         value = value.strip()
         if len(value) > 64 or not EVENT_TYPE.match(value):
             raise ValidationFailed(
-                f"input.eventTypes.{i}",
+                f"{field}.{i}",
                 "Use names such as `kpi.measured`, `kpi.*` or `*`.",
                 ErrorCode.INVALID_FORMAT,
             )
@@ -111,7 +110,7 @@ async def create_webhook_endpoint(
     require_admin(principal)
     url = well_formed_url(url)
     description = text_field(description, "input.description", max_length=2000, required=False)
-    event_types = _event_types(event_types or [])
+    event_types = event_type_filter(event_types or [])
     await require_allowed_url(session, url)
     endpoint_id, secret = uuid.uuid4(), new_secret()
     endpoint = WebhookEndpoint(
@@ -168,7 +167,7 @@ async def update_webhook_endpoint(
             description, "input.description", max_length=2000, required=False
         )
     if event_types is not None:
-        endpoint.event_types = changes["event_types"] = _event_types(event_types)
+        endpoint.event_types = changes["event_types"] = event_type_filter(event_types)
     if "url" in changes:
         await require_allowed_url(session, endpoint.url)
     if enabled is True and not endpoint.enabled:

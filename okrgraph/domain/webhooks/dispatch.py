@@ -13,7 +13,9 @@ What a receiver gets (docs/webhooks.md documents every type):
      "data": {...the event's payload, without the pipeline's own keys...}}
 
 signed per the Standard Webhooks specification, with the event's id as the
-`webhook-id`.
+`webhook-id`. The same claim announces the events, with that `data`, to the
+organisation's live event stream after commit (`EventsRecorded`): once per event,
+oldest first, whether or not any endpoint wants them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain.messages import EventsRecorded, RecordedEvent
 from okrgraph.domain.models import WebhookEndpoint
 from okrgraph.domain.outbox.after_commit import AfterCommit
 from okrgraph.domain.outbox.consumers import WEBHOOKS, Event, claim_events
@@ -66,6 +69,7 @@ async def dispatch_events(session: AsyncSession, org_id: uuid.UUID) -> Dispatche
     events = await claim_events(session, org_id, WEBHOOKS)
     if not events:
         return Dispatched()
+    AfterCommit.of(session).announce(_recorded(org_id, events))
     endpoints = (
         await session.scalars(
             select(WebhookEndpoint).where(
@@ -107,6 +111,18 @@ async def dispatch_events(session: AsyncSession, org_id: uuid.UUID) -> Dispatche
     if deliveries:
         AfterCommit.of(session).request(Delivery(org_id))
     return Dispatched(events=len(events), deliveries=deliveries)
+
+
+def _recorded(org_id: uuid.UUID, events: list[Event]) -> EventsRecorded:
+    return EventsRecorded(
+        org_id,
+        tuple(
+            RecordedEvent(
+                e.id, e.type, e.subject_type, e.subject_id, e.created_at, envelope(e)["data"]
+            )
+            for e in events
+        ),
+    )
 
 
 def _json(value: dict[str, Any]) -> str:

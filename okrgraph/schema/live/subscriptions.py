@@ -13,8 +13,10 @@ dataloaders, each batch in a short transaction of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncGenerator
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -23,7 +25,7 @@ import strawberry
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.graph.queries import rows_by_ids
 from okrgraph.domain.live import REVOKED, Subscriber, SubscriptionEnded, SubscriptionRefused
-from okrgraph.domain.messages import ProgressChanged, ScoreChange, progress_channel
+from okrgraph.domain.messages import OrgMessage, ProgressChanged, ScoreChange, progress_channel
 from okrgraph.domain.models.enums import SubjectType
 from okrgraph.schema.context import Context, Info
 from okrgraph.schema.enums import Status
@@ -112,7 +114,7 @@ class Stream:
         self.ctx, self.principal, self.subscriber = ctx, principal, subscriber
         self.checked_at = time.monotonic()
 
-    async def next(self) -> ProgressChanged:
+    async def next(self) -> OrgMessage:
         expires_at = self.principal.expires_at
         if expires_at is None:
             return await self.subscriber.next()
@@ -130,8 +132,34 @@ class Stream:
         self.checked_at = time.monotonic()
 
 
+@contextlib.asynccontextmanager
+async def live_stream(info: Info, channel_of: Callable[[uuid.UUID], str]) -> AsyncIterator[Stream]:
+    """The caller's stream of its organisation's channel (`channel_of(org_id)`), the
+    hub's refusals and endings raised as client errors. No transaction is held while
+    it waits: whatever a delivery reads, it reads in a short one of its own."""
+    principal = require_principal(info)
+    ctx = info.context
+    if ctx.live is None:
+        raise ClientError("Live updates are unavailable: Redis is not reachable.")
+    ctx.reads_per_use = True
+    try:
+        async with ctx.live.subscribe(
+            principal.org_id,
+            channel_of(principal.org_id),
+            token_id=principal.token_id,
+            person_id=principal.person_id,
+        ) as subscriber:
+            yield Stream(ctx, principal, subscriber)
+    except SubscriptionRefused as exc:
+        raise ClientError(str(exc)) from None
+    except SubscriptionEnded as exc:
+        if exc.code == REVOKED:
+            raise NotAuthenticated(str(exc)) from None
+        raise SubscriptionClosed(str(exc), exc.code) from None
+
+
 @strawberry.type
-class Subscription:
+class ProgressSubscriptions:
     @strawberry.subscription(
         permission_classes=[CanRead],
         description="Scores and progress of your organisation as the worker commits them; "
@@ -142,33 +170,18 @@ class Subscription:
     async def progress_changed(
         self, info: Info, ids: list[strawberry.ID] | None = None
     ) -> AsyncGenerator[ProgressChange, None]:
-        principal = require_principal(info)
-        ctx = info.context
-        if ctx.live is None:
-            raise ClientError("Live updates are unavailable: Redis is not reachable.")
         wanted = {str(i) for i in ids} if ids is not None else None
-        ctx.reads_per_use = True  # no transaction while waiting; one per delivered message
-        try:
-            async with ctx.live.subscribe(
-                principal.org_id,
-                progress_channel(principal.org_id),
-                token_id=principal.token_id,
-                person_id=principal.person_id,
-            ) as subscriber:
-                stream = Stream(ctx, principal, subscriber)
-                while True:
-                    changes = wanted_changes(await stream.next(), wanted)
-                    if not changes:
-                        continue
-                    await stream.still_authorised()
-                    for payload in await read_changes(ctx, changes):
-                        yield payload
-        except SubscriptionRefused as exc:
-            raise ClientError(str(exc)) from None
-        except SubscriptionEnded as exc:
-            if exc.code == REVOKED:
-                raise NotAuthenticated(str(exc)) from None
-            raise SubscriptionClosed(str(exc), exc.code) from None
+        async with live_stream(info, progress_channel) as stream:
+            while True:
+                message = await stream.next()
+                if not isinstance(message, ProgressChanged):
+                    continue
+                changes = wanted_changes(message, wanted)
+                if not changes:
+                    continue
+                await stream.still_authorised()
+                for payload in await read_changes(info.context, changes):
+                    yield payload
 
 
 class SubscriptionClosed(ClientError):
