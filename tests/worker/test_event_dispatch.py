@@ -82,7 +82,8 @@ async def test_each_event_becomes_one_delivery_per_endpoint_that_asks_for_it(
     )
     again = await dispatch_events(ctx, str(c.org_id))
     assert first["events"] + second["events"] == 2  # checkin.created, score.changed
-    assert again == {"events": 0, "deliveries": 0}
+    assert first["notified_events"] + second["notified_events"] == 2  # the notifier too
+    assert again == {"events": 0, "deliveries": 0, "notified_events": 0, "notifications": 0}
 
     deliveries = await _deliveries(sm, c.org_id)
     by_endpoint: dict[uuid.UUID, list[str]] = {}
@@ -97,7 +98,7 @@ async def test_each_event_becomes_one_delivery_per_endpoint_that_asks_for_it(
     assert body["data"]["check_in_id"] == str(check_in.id)
     assert body["data"]["subject"] == {"type": "KEY_RESULT", "id": str(c.person_krs[0])}
     assert "recalc" not in body["data"]  # the pipeline's bookkeeping stays inside
-    assert await _count(sm, c.org_id, OutboxConsumed) == consumed_before + 2
+    assert await _count(sm, c.org_id, OutboxConsumed) == consumed_before + 4  # 2 consumers
 
 
 async def test_internal_events_are_never_dispatched(committed: Committed) -> None:
@@ -107,7 +108,7 @@ async def test_internal_events_are_never_dispatched(committed: Committed) -> Non
     async with tenant_session(sm, c.org_id) as s:
         await emit(s, org_id=c.org_id, type=ROLLUP_RETRY, payload={"recalc": {}})
     done = await dispatch_events({"sessionmaker": sm}, str(c.org_id))
-    assert done == {"events": 0, "deliveries": 0}
+    assert done == {"events": 0, "deliveries": 0, "notified_events": 0, "notifications": 0}
 
 
 async def test_the_relay_dispatches_what_no_follow_up_asked_for(
@@ -138,7 +139,7 @@ async def test_retention_keeps_what_the_dispatcher_has_not_taken(committed: Comm
     async with tenant_session(sm, c.org_id) as s:
         assert await prune_batch(s, c.org_id, later) == 0  # not dispatched yet: kept
     await dispatch_events({"sessionmaker": sm}, str(c.org_id))
-    assert await _count(sm, c.org_id, OutboxConsumed) == consumed + 1
+    assert await _count(sm, c.org_id, OutboxConsumed) == consumed + 2  # webhooks, notifier
     async with tenant_session(sm, c.org_id) as s:
         assert await prune_batch(s, c.org_id, later) == 1  # taken, no delivery: pruned
     assert await _count(sm, c.org_id, OutboxEvent) == kept

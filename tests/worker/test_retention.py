@@ -82,8 +82,9 @@ async def test_a_real_job_prunes_only_what_no_consumer_needs(
                 label: str, org_id: uuid.UUID = org.id, dispatched: bool = True, **fields: object
             ) -> str:
                 e = await make_outbox_event(s, org_id, **fields)
-                if dispatched:  # the webhook dispatcher has taken it
-                    await make_outbox_consumed(s, org_id, event_id=e.id)
+                if dispatched:  # the webhook dispatcher and the notifier have taken it
+                    for consumer in ("webhooks", "notifier"):
+                        await make_outbox_consumed(s, org_id, event_id=e.id, consumer=consumer)
                 return f"{label}:{e.id}"
 
             doomed = {
@@ -122,6 +123,9 @@ async def test_a_real_job_prunes_only_what_no_consumer_needs(
             delivered = await make_outbox_event(s, org.id, type="objective.updated", created_at=old)
             await make_webhook_delivery(s, org.id, event_id=delivered.id)
             staying.add(f"has a delivery:{delivered.id}")
+            unnotified = await make_outbox_event(s, org.id, type="kpi.measured", created_at=old)
+            await make_outbox_consumed(s, org.id, event_id=unnotified.id, consumer="webhooks")
+            staying.add(f"not taken by the notifier:{unnotified.id}")
         kept[org.id], gone[org.id] = staying, doomed
 
     # Batches of 3: eleven prunable events per organisation take several statements.

@@ -92,7 +92,23 @@ async def _recalc(
         changed=changed or [],
         created=created,
         removed=removed,
+        payload=_alignment_facts(row, created, removed) if isinstance(row, Alignment) else None,
     )
+
+
+def _alignment_facts(alignment: Alignment, created: bool, removed: bool) -> dict[str, str | None]:
+    """What an `alignment.changed` event says (the notifier tells the parent's owners
+    of a new one): which change, and the objective and the parent it joins."""
+    return {
+        "change": "created" if created else "removed" if removed else "updated",
+        "child_objective_id": str(alignment.child_objective_id),
+        "parent_objective_id": _str_or_none(alignment.parent_objective_id),
+        "parent_key_result_id": _str_or_none(alignment.parent_key_result_id),
+    }
+
+
+def _str_or_none(value: uuid.UUID | None) -> str | None:
+    return str(value) if value is not None else None
 
 
 async def create_objective(

@@ -26,6 +26,7 @@ from okrgraph.domain.models.enums import SubjectType
 from okrgraph.domain.outbox.service import INTERNAL_EVENT_TYPES
 
 WEBHOOKS = "webhooks"
+NOTIFIER = "notifier"  # notifications/triggers.py
 BATCH = 500
 
 

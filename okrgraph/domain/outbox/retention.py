@@ -5,12 +5,14 @@ The outbox has several consumers, each keeping its own progress through it, so
 no consumer's bookkeeping is another's. Each one says here which events it
 still needs, as a SQL condition over the row `e` of `outbox_events`; the sweep
 deletes only old events that no consumer needs. A condition that is NULL
-counts as needed (a consumer that can't tell keeps the event). A consumer added
-later (the notifier, say) registers its condition with `register_consumer`,
-and the sweep keeps what it has not taken without knowing how it keeps track.
+counts as needed (a consumer that can't tell keeps the event). The consumers
+of this service are declared here (the sweep runs in processes that need not
+import them); one added by a plugin or a test registers its condition with
+`register_consumer`, and the sweep keeps what it has not taken without knowing
+how it keeps track.
 
-Events no consumer reads (`score.changed`, `cycle.closed`, ...) are needed by
-nobody, so they go once old enough.
+An event every consumer has taken (and no delivery names) is needed by nobody,
+so it goes once old enough.
 """
 
 from __future__ import annotations
@@ -47,7 +49,15 @@ WEBHOOKS = Consumer(
     " OR EXISTS (SELECT 1 FROM webhook_deliveries d"
     " WHERE d.org_id = e.org_id AND d.event_id = e.id)",
 )
-_consumers: dict[str, Consumer] = {c.name: c for c in (SCORES, WEBHOOKS)}
+# The notifier (notifications/triggers.py) needs what it has not taken yet; what it
+# made of an event (inbox items, sends) does not name the event.
+NOTIFIER = Consumer(
+    "notifier",
+    f"e.type NOT IN ({', '.join(repr(t) for t in sorted(INTERNAL_EVENT_TYPES))})"
+    " AND NOT EXISTS (SELECT 1 FROM outbox_consumed c"
+    " WHERE c.org_id = e.org_id AND c.consumer = 'notifier' AND c.event_id = e.id)",
+)
+_consumers: dict[str, Consumer] = {c.name: c for c in (SCORES, WEBHOOKS, NOTIFIER)}
 
 BATCH = 5000  # rows per statement: each batch is its own short transaction
 

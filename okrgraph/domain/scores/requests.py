@@ -154,6 +154,7 @@ EFFECTS: dict[type[Base], tuple[Effect | None, dict[str, Effect | None]]] = {
             "health": None,
             "latest_value": None,
             "latest_at": None,
+            "alert_level": None,  # the notifier's (notifications/kpi_alerts.py): no number
             "archived_at": None,  # keeps its series and links, takes no more values
         },
     ),

@@ -9,10 +9,11 @@ next one and nothing committed is left behind.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
-from okrgraph.domain.outbox.consumers import WEBHOOKS, orgs_with_unclaimed
+from okrgraph.domain.outbox.consumers import NOTIFIER, WEBHOOKS, orgs_with_unclaimed
 from okrgraph.domain.outbox.jobs import Dispatch, full_recalculation_job, recalculation_job
 from okrgraph.domain.outbox.service import all_org_ids, orgs_with_pending_recalc
 
@@ -33,11 +34,15 @@ async def relay_outbox(ctx: dict[str, Any]) -> int:
 
 
 async def relay_events(ctx: dict[str, Any]) -> int:
-    """Enqueue a dispatch per organisation with events the webhooks consumer has not
-    taken for longer than `STALE_AFTER` (a follow-up lost with Redis); how many."""
+    """Enqueue a dispatch per organisation with events the webhooks consumer or the
+    notifier has not taken for longer than `STALE_AFTER` (a follow-up lost with
+    Redis); how many."""
+    stale_after = ctx.get("stale_after", STALE_AFTER)
+    orgs: set[uuid.UUID] = set()
     async with ctx["sessionmaker"]() as session, session.begin():
-        orgs = await orgs_with_unclaimed(session, WEBHOOKS, ctx.get("stale_after", STALE_AFTER))
-    for org in orgs:
+        for consumer in (WEBHOOKS, NOTIFIER):
+            orgs.update(await orgs_with_unclaimed(session, consumer, stale_after))
+    for org in sorted(orgs):
         name, kwargs = Dispatch(org).job()
         await ctx["redis"].enqueue_job(name, **kwargs)
     return len(orgs)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.messages import ProgressChanged, ScoreChange
 from okrgraph.domain.outbox.after_commit import AfterCommit, unit_of_work
-from okrgraph.domain.outbox.jobs import Recalculation
+from okrgraph.domain.outbox.jobs import Dispatch, Recalculation
 from okrgraph.domain.scores import pending_events, service
 
 # Rounds of claim -> recompute -> commit per job; events arriving while a round
@@ -73,3 +73,6 @@ def announce(
     if changes:
         message = ProgressChanged(org, tuple(changes), through)
         AfterCommit.of(session).announce(message)
+        # The roll-up wrote their `score.changed` events in SQL, not through emit():
+        # the webhooks and the notifier take them now rather than at the relay's sweep.
+        AfterCommit.of(session).request(Dispatch(org))
