@@ -172,8 +172,11 @@ async def deliver_due(
         if not claims:
             break
         outcomes = await asyncio.gather(*(send(client, c, at, timeout_s) for c in claims))
+        # Every recording locks its endpoints' rows in one order (by id; claim order
+        # within an endpoint): two at once, over shared endpoints, never deadlock.
+        recorded = sorted(zip(claims, outcomes, strict=True), key=lambda c: c[0].endpoint_id)
         async with unit_of_work(sessionmaker, org_id, queue) as session:
-            for claim, outcome in zip(claims, outcomes, strict=True):
+            for claim, outcome in recorded:
                 await record_outcome(session, claim, outcome, counts)
         if len(claims) < batch:
             break
