@@ -195,8 +195,8 @@ def secret_key() -> None:
 
 @webhooks_app.command("reseal")
 def webhooks_reseal() -> None:
-    """Re-encrypt every webhook secret under the newest key of OKR_SECRET_KEYS, so
-    older keys can be dropped. Safe to run again."""
+    """Re-encrypt every webhook secret (and Slack webhook URL) under the newest key of
+    OKR_SECRET_KEYS, so older keys can be dropped. Safe to run again."""
     from okrgraph.domain.db import create_engine, create_sessionmaker
     from okrgraph.domain.webhooks.operations import Resealed, reseal_all
     from okrgraph.domain.webhooks.secrets import SecretKeyMissing, keyring
@@ -219,7 +219,10 @@ def webhooks_reseal() -> None:
     say(f"resealed {done.resealed} secret(s); {done.current} already under key {ring.current_id}")
     if done.unreadable:
         ids = ", ".join(map(str, done.unreadable))
-        fail(f"no configured key opens {len(done.unreadable)} secret(s); rotate them: {ids}")
+        fail(
+            f"no configured key opens {len(done.unreadable)} secret(s); rotate them "
+            f"(an organisation's id: set its Slack webhook again): {ids}"
+        )
 
 
 def _default_data_dir() -> str:

@@ -302,6 +302,9 @@ def run_dev(sup: Supervisor, host: str, port: int, data_dir: Path) -> int:
             "OKR_DEV": "1",
             "OKR_SECRET_KEYS": settings.secret_keys or dev_secret_keys(data_dir),
         }
+        mail = dev_mail(data_dir)
+        if mail.file:
+            env["OKR_MAIL_FILE"] = mail.file
         okr = [sys.executable, "-m", "okrgraph"]
         sup.spawn("API server", [*okr, "serve"], env)
         sup.spawn("worker", [*okr, "worker"], env)
@@ -316,7 +319,7 @@ def run_dev(sup: Supervisor, host: str, port: int, data_dir: Path) -> int:
         wait_ready(f"{base}/readyz", sup)
         health = asyncio.run(worker_health(redis_url))
         sup.check()
-        _banner(base, health, token_file, data_dir)
+        _banner(base, health, token_file, data_dir, mail.where)
         sup.restarting = True
         while True:
             sup.check()
@@ -337,10 +340,28 @@ def run_dev(sup: Supervisor, host: str, port: int, data_dir: Path) -> int:
     return code
 
 
-def _banner(base: str, health: str, token_file: Path, data_dir: Path) -> None:
+@dataclass(frozen=True)
+class DevMail:
+    file: str | None  # OKR_MAIL_FILE for the worker (None: SMTP is configured)
+    where: str  # for the banner
+
+
+def dev_mail(data_dir: Path) -> DevMail:
+    """Where `okr dev`'s e-mail goes: the configured SMTP server, else an mbox file
+    (OKR_MAIL_FILE, by default <data dir>/mail.mbox) any mail reader opens."""
+    from okrgraph.domain.config import settings
+
+    if settings.smtp_host:
+        return DevMail(None, f"SMTP {settings.smtp_host}:{settings.smtp_port}")
+    path = settings.mail_file or str(data_dir / "mail.mbox")
+    return DevMail(path, path)
+
+
+def _banner(base: str, health: str, token_file: Path, data_dir: Path, mail: str) -> None:
     saved = token_file.read_text().strip() if token_file.exists() else None
     say()
     say(f"okrgraph is running. GraphiQL: {base}/graphql")
+    say(f"mail: {mail}")
     say(f"worker health job: {health}")
     if saved:
         say(f"demo admin token: {saved}")

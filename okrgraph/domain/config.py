@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -70,6 +72,35 @@ class Settings(BaseSettings):
         description=(
             "How long an outbox event is kept once every consumer is done with it "
             "(pending recalculation events are never pruned); the worker prunes hourly."
+        ),
+    )
+    smtp_host: str | None = Field(
+        default=None,
+        description=(
+            "SMTP server the worker sends e-mail notifications through. Unset: mail goes "
+            "to OKR_MAIL_FILE when that is set, otherwise e-mail sends give up at once."
+        ),
+    )
+    smtp_port: int = Field(default=587, gt=0, lt=65536, description="The SMTP server's port.")
+    smtp_username: str | None = Field(default=None, description="SMTP login, if it needs one.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_from: str = Field(
+        default="okrgraph <okrgraph@localhost>",
+        description="The From address of e-mail notifications.",
+    )
+    smtp_tls: Literal["starttls", "tls", "none"] = Field(
+        default="starttls",
+        description=(
+            "`starttls`: upgrade the connection with STARTTLS, which the server must offer "
+            "(port 587); `tls`: TLS from the first byte (port 465); `none`: plain text "
+            "(a relay on localhost)."
+        ),
+    )
+    mail_file: str | None = Field(
+        default=None,
+        description=(
+            "With no OKR_SMTP_HOST: append e-mail notifications to this mbox file instead "
+            "of sending them (`okr dev` uses <data dir>/mail.mbox)."
         ),
     )
 

@@ -25,11 +25,13 @@ from arq.connections import RedisSettings
 
 from okrgraph.domain.config import settings
 from okrgraph.domain.db import create_engine, create_sessionmaker
+from okrgraph.domain.notifications.mail import mailer_from
 from okrgraph.worker.jobs.cycles import roll_cycles
 from okrgraph.worker.jobs.events import dispatch_events
 from okrgraph.worker.jobs.health import health
 from okrgraph.worker.jobs.kpis import sync_kpi_key_results
 from okrgraph.worker.jobs.notification_schedules import notification_schedules
+from okrgraph.worker.jobs.notifications import send_notifications, sweep_notifications
 from okrgraph.worker.jobs.outbox import refresh_scores, relay_events, relay_outbox
 from okrgraph.worker.jobs.retention import prune_outbox
 from okrgraph.worker.jobs.scores import full_recalculation, recalculate_scores
@@ -52,6 +54,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["engine"] = engine
     ctx["sessionmaker"] = create_sessionmaker(engine)
     ctx["http"] = http_client()  # one pool of connections to webhook receivers
+    ctx["mailer"] = mailer_from(settings)  # SMTP, the mbox file, or None
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -74,6 +77,8 @@ class WorkerSettings:
         func(deliver_webhooks, keep_result=0),
         # Coalesced per org and window too: events to webhook deliveries.
         func(dispatch_events, keep_result=0),
+        # Coalesced per org and window too (Sending follow-up, sweep_notifications).
+        func(send_notifications, keep_result=0),
     ]
     cron_jobs: ClassVar[list[Any]] = [
         # Every second: a sweep, so a run missed by a crash is made up by the next.
@@ -90,6 +95,8 @@ class WorkerSettings:
         cron(notification_schedules, minute=20, second=0, keep_result=0),
         # Every 5 s: organisations with webhook deliveries due (retries, lost jobs).
         cron(sweep_webhooks, second=set(range(0, 60, 5)), run_at_startup=True, keep_result=0),
+        # Every 5 s: organisations with notification sends due (retries, lost jobs).
+        cron(sweep_notifications, second=set(range(0, 60, 5)), run_at_startup=True, keep_result=0),
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -21,6 +21,7 @@ from okrgraph.domain.db import async_url, create_engine, create_sessionmaker, se
 from okrgraph.domain.errors import ValidationFailed
 from okrgraph.domain.migrate import migrate
 from okrgraph.domain.models import WebhookEndpoint
+from okrgraph.domain.notifications import slack
 from okrgraph.domain.webhooks import catalog
 from okrgraph.domain.webhooks.operations import reseal_all, reseal_org
 from okrgraph.domain.webhooks.secrets import (
@@ -112,6 +113,23 @@ async def test_reseal_moves_every_secret_to_the_newest_key(db: AsyncSession) -> 
         assert catalog.signing_secret(endpoint, only_new) == secret
         with pytest.raises(SecretUnreadable):
             catalog.signing_secret(endpoint, old)
+
+
+async def test_reseal_moves_the_slack_webhook_too_and_names_the_org_when_lost(
+    db: AsyncSession,
+) -> None:
+    org = await make_org(db)
+    url = "https://hooks.slack.com/services/T1/B2/s3cr3t"
+    org.slack_webhook_sealed = keyring().seal(url, org.id, org.id)
+    await db.flush()
+    new = Keyring.parse(f"{new_key()},{os.environ['OKR_SECRET_KEYS']}")
+    done = await reseal_org(db, org.id, new)
+    assert (done.resealed, done.current, done.unreadable) == (1, 0, [])
+    assert slack.webhook_url(org, Keyring(new.keys[:1])) == url
+    org.slack_webhook_sealed = Keyring.parse(new_key()).seal(url, org.id, org.id)
+    await db.flush()
+    lost = await reseal_org(db, org.id, new)
+    assert (lost.resealed, lost.unreadable) == (0, [org.id])
 
 
 async def test_reseal_reports_what_no_key_opens(

@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 # Settings a developer's shell may carry that would point `okr` elsewhere.
-_CONFIG_VARS = ("DATABASE_URL", "REDIS_URL", "OKR_DATABASE_URL", "OKR_REDIS_URL", "OKR_HOST")
+_CONFIG_VARS = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "OKR_DATABASE_URL",
+    "OKR_REDIS_URL",
+    "OKR_HOST",
+    "OKR_SMTP_HOST",
+    "OKR_MAIL_FILE",
+)
 
 
 @pytest.fixture

@@ -140,6 +140,7 @@ def start(
     runs.append(run)
     url = run.wait_for("okrgraph is running.").split("GraphiQL: ")[1]
     assert url == f"http://127.0.0.1:{run.port}/graphql"
+    assert run.wait_for("mail: ") == f"mail: {data_dir / 'mail.mbox'}"
     assert run.wait_for("worker health job:") == "worker health job: ok"
     token = run.wait_for("demo admin token:").split(": ", 1)[1]
     assert token.startswith("okr_")

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from okrgraph.domain.db import tenant_session
-from okrgraph.domain.models import WebhookEndpoint
+from okrgraph.domain.models import Organization, WebhookEndpoint
 from okrgraph.domain.outbox.service import all_org_ids
 from okrgraph.domain.webhooks.secrets import Keyring, SecretUnreadable
 
@@ -22,7 +22,8 @@ class Resealed:
 
 
 async def reseal_org(session: AsyncSession, org_id: uuid.UUID, ring: Keyring) -> Resealed:
-    """Seal every secret of the transaction's organisation under the newest key."""
+    """Seal every secret of the transaction's organisation under the newest key (its
+    endpoints' signing secrets and its Slack webhook URL)."""
     out = Resealed()
     rows = await session.execute(
         select(WebhookEndpoint).where(WebhookEndpoint.secret_sealed.is_not(None)).with_for_update()
@@ -40,8 +41,30 @@ async def reseal_org(session: AsyncSession, org_id: uuid.UUID, ring: Keyring) ->
             continue
         endpoint.secret_sealed = ring.seal(secret, endpoint.org_id, endpoint.id)
         out.resealed += 1
+    await _reseal_slack_webhook(session, org_id, ring, out)
     await session.flush()
     return out
+
+
+async def _reseal_slack_webhook(
+    session: AsyncSession, org_id: uuid.UUID, ring: Keyring, out: Resealed
+) -> None:
+    """The organisation's Slack webhook URL (notifications/slack.py), sealed the same way;
+    unreadable: the organisation's id is listed (set the webhook again)."""
+    organization = await session.get(Organization, org_id, with_for_update=True)
+    sealed = organization.slack_webhook_sealed if organization else None
+    if organization is None or sealed is None:
+        return
+    if ring.is_current(sealed):
+        out.current += 1
+        return
+    try:
+        url = ring.open(sealed, org_id, org_id)
+    except SecretUnreadable:
+        out.unreadable.append(org_id)
+        return
+    organization.slack_webhook_sealed = ring.seal(url, org_id, org_id)
+    out.resealed += 1
 
 
 async def reseal_all(sessionmaker: async_sessionmaker[AsyncSession], ring: Keyring) -> Resealed:

@@ -1,4 +1,4 @@
-"""Writes of teams, people and memberships."""
+"""Writes of teams, people and memberships, and the organisation's Slack webhook."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import validation
 from okrgraph.domain.auth.tokens import Principal
+from okrgraph.domain.notifications import slack
 from okrgraph.domain.organizations import service
 from okrgraph.schema import bounds
 from okrgraph.schema.context import Info
 from okrgraph.schema.enums import OrgRole, TeamRole
 from okrgraph.schema.node import input_kwargs, parse_id, parse_optional_id
-from okrgraph.schema.organizations.types import Membership, Person, Team
+from okrgraph.schema.organizations.types import Membership, Organization, Person, Team
 from okrgraph.schema.payloads import UserErrors, run_mutation
 
 
@@ -33,6 +34,11 @@ class MembershipSuccess:
     membership: Membership = strawberry.field(description="The membership.")
 
 
+@strawberry.type(description="The organisation after the change.")
+class OrganizationSuccess:
+    organization: Organization = strawberry.field(description="The organisation.")
+
+
 @strawberry.type(description="The id of what was removed.")
 class RemovedSuccess:
     removed_id: strawberry.ID = strawberry.field(description="Global id of the removed object.")
@@ -49,6 +55,10 @@ PersonResult = Annotated[
 MembershipResult = Annotated[
     MembershipSuccess | UserErrors,
     strawberry.union("MembershipResult", description="MembershipSuccess or a user error."),
+]
+OrganizationResult = Annotated[
+    OrganizationSuccess | UserErrors,
+    strawberry.union("OrganizationResult", description="OrganizationSuccess or a user error."),
 ]
 RemovedResult = Annotated[
     RemovedSuccess | UserErrors,
@@ -88,6 +98,17 @@ class UpdatePersonInput:
     id: strawberry.ID = strawberry.field(description="The person.")
     name: str | None = bounds.text("New name.", validation.NAME, default=None)
     org_role: OrgRole | None = strawberry.field(default=None, description="New role.")
+
+
+@strawberry.input(description="Where the organisation's Slack notifications are posted.")
+class SetSlackWebhookInput:
+    url: str | None = bounds.text(
+        "A Slack-style incoming webhook URL: http:// or https://, its host a public address "
+        "(URL_NOT_ALLOWED otherwise, unless the organisation allows private URLs: "
+        "setWebhookPolicy). Null: no Slack notifications.",
+        validation.URL,
+        default=None,
+    )
 
 
 @strawberry.input(description="Put a person in a team, or change their role there.")
@@ -217,4 +238,24 @@ class OrganizationMutations:
             idempotency_key,
             action,
             lambda removed: RemovedSuccess(removed_id=strawberry.ID(str(id))),
+        )
+
+    @strawberry.mutation(
+        description="Set where Slack notifications are posted: the organisation's Slack-style "
+        "incoming webhook (admins). The URL is stored encrypted and never shown again "
+        "(Organization.slackWebhookConfigured says whether one is set); null clears it."
+    )
+    async def set_slack_webhook(
+        self, info: Info, input: SetSlackWebhookInput, idempotency_key: str | None = None
+    ) -> OrganizationResult:
+        async def action(session: AsyncSession, principal: Principal) -> Any:
+            return await slack.set_slack_webhook(session, principal, input.url)
+
+        return await run_mutation(
+            info,
+            "setSlackWebhook",
+            input,
+            idempotency_key,
+            action,
+            lambda row: OrganizationSuccess(organization=Organization.from_row(row)),
         )

@@ -58,6 +58,14 @@ class Organization(Node):
     def allow_private_webhook_urls(self) -> bool | None:
         return self.row.allow_private_webhook_urls
 
+    @strawberry.field(
+        permission_classes=[IsAdmin],
+        description="Whether a Slack-style incoming webhook is set (setSlackWebhook); its URL "
+        "is never shown. Admins only: null with a FORBIDDEN error for others.",
+    )
+    def slack_webhook_configured(self) -> bool | None:
+        return self.row.slack_webhook_sealed is not None
+
     @strawberry.field(description="Teams; top-level ones only unless `all` is true.")
     async def teams(
         self, info: Info, first: int | None = None, after: str | None = None, all: bool = False

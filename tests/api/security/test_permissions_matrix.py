@@ -206,6 +206,8 @@ CASES = [
     Case("rotateWebhookSecret", "", lambda w, p: {"id": w.gid("endpoint")}, ADMIN),
     Case("redeliverWebhook", "", lambda w, p: {"id": w.gid("delivery")}, ADMIN),
     Case("setWebhookPolicy", "", lambda w, p: {"allowPrivateUrls": True}, ADMIN),
+    Case("setSlackWebhook", "", lambda w, p: _i(url="https://93.184.215.14/services/T/B/x"),
+         ADMIN),
     # notifications: one's own only, with a `write` token (a VIEWER's too)
     Case("markNotificationsRead", "one's own", _own_note, PERSONAL_WRITERS),
     Case("markNotificationsRead", "the owner's", lambda w, p: {"ids": [w.gid("note_owner")]},
