@@ -167,8 +167,17 @@ async def test_upgrade_erases_plaintext_secrets_and_disables_their_endpoints(
         await migrate(url, "0003_auth")
         owner = create_async_engine(async_url(url))  # the schema owner, as migrations run
         try:
+            org_id = uuid.uuid4()
             async with AsyncSession(owner) as session, session.begin():
-                org_id = (await make_org(session)).id
+                # Rows as of 0003, in SQL: today's models have columns it lacks.
+                await session.execute(
+                    text(
+                        "INSERT INTO organizations (id, name, slug, cycle_cadence, rollup_mode,"
+                        " reminder_cadence_days, timezone)"
+                        " VALUES (:o, 'Old', :slug, 'QUARTER', 'WEIGHTED_MEAN', 7, 'UTC')"
+                    ),
+                    {"o": org_id, "slug": f"old-{org_id}"},
+                )
                 await session.execute(
                     text(
                         "INSERT INTO webhook_endpoints (org_id, id, url, secret)"
