@@ -33,6 +33,7 @@ from okrgraph.domain.models.enums import (
     TeamRole,
 )
 from okrgraph.domain.notifications.kpi_alerts import evaluate_kpi_alerts, next_level
+from okrgraph.domain.notifications.triggers import MAX_AGE
 from okrgraph.domain.objectives.service import align_objective
 from okrgraph.domain.outbox.after_commit import unit_of_work
 from okrgraph.domain.outbox.consumers import WEBHOOKS
@@ -97,8 +98,10 @@ async def _world(sm: async_sessionmaker[AsyncSession], timezone: str = "UTC") ->
     return world
 
 
-async def _notify(sm: async_sessionmaker[AsyncSession], org: uuid.UUID) -> dict[str, int]:
-    return await dispatch_events({"sessionmaker": sm}, str(org))
+async def _notify(
+    sm: async_sessionmaker[AsyncSession], org: uuid.UUID, now: datetime | None = None
+) -> dict[str, int]:
+    return await dispatch_events({"sessionmaker": sm, "now": now}, str(org))
 
 
 async def _inbox(sm: async_sessionmaker[AsyncSession], org: uuid.UUID) -> list[Any]:
@@ -194,13 +197,13 @@ async def test_worse_is_told_once_per_subject_and_local_day(committed: Committed
     # 01:00 and 14:00 UTC are the 7th in Tokyo (10:00, 23:00): one notification.
     await _worsening(sm, w.org, w.key_result, day + timedelta(hours=1))
     await _worsening(sm, w.org, w.key_result, day + timedelta(hours=14), "AT_RISK", "OFF_TRACK")
-    await _notify(sm, w.org)
+    await _notify(sm, w.org, now=day + timedelta(hours=15))
     # 16:00 UTC is 01:00 on the 8th in Tokyo: a new day, told again.
     await _worsening(sm, w.org, w.key_result, day + timedelta(hours=16))
     # Better, or from NOT_STARTED, is no worsening.
     await _worsening(sm, w.org, w.key_result, day + timedelta(hours=17), "OFF_TRACK", "AT_RISK")
     await _worsening(sm, w.org, w.key_result, day + timedelta(days=2), "NOT_STARTED", "OFF_TRACK")
-    await _notify(sm, w.org)
+    await _notify(sm, w.org, now=day + timedelta(hours=18))
     inbox = await _inbox(sm, w.org)
     assert [(r.person_id, r.dedup_key) for r in inbox] == [
         (w.owner, f"worsened:{w.key_result}:2026-12-07"),
@@ -476,3 +479,18 @@ async def test_the_relay_and_retention_wait_for_the_notifier(
     async with tenant_session(sm, w.org) as s:
         assert await prune_batch(s, w.org, later) == 1
         assert await s.scalar(select(OutboxEvent.id).where(OutboxEvent.id == event.id)) is None
+
+
+async def test_news_older_than_a_day_is_taken_and_not_told(committed: Committed) -> None:
+    """The notifier's first run after a deploy finds up to a week of kept events: it
+    takes them all and tells about none older than MAX_AGE."""
+    sm = committed.sessionmaker
+    w = await _world(sm)
+    now = clock.now()
+    await _worsening(sm, w.org, w.key_result, now - MAX_AGE - timedelta(minutes=1))
+    done = await _notify(sm, w.org, now=now)
+    assert done["notified_events"] >= 1
+    assert await _inbox(sm, w.org) == []
+    await _worsening(sm, w.org, w.key_result, now - MAX_AGE + timedelta(minutes=1))
+    await _notify(sm, w.org, now=now)
+    assert [r.kind for r in await _inbox(sm, w.org)] == [K.KEY_RESULT_WORSENED]

@@ -26,10 +26,12 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import clock
 from okrgraph.domain.cycles.closing import CYCLE_CLOSED
 from okrgraph.domain.models.enums import NotificationKind, Status, SubjectType
 from okrgraph.domain.notifications import queries
@@ -42,6 +44,9 @@ from okrgraph.domain.outbox.service import KPI_MEASURED, SCORE_CHANGED
 ALIGNMENT_CREATED = "alignment.created"  # its audit action: who aligned
 
 # How bad a status is; NOT_STARTED is not on the scale (a first score is no worsening).
+# News older than this is no longer news: taken and dropped. (The first run after
+# the notifier is deployed finds every event retention kept, up to a week.)
+MAX_AGE = timedelta(days=1)
 _SEVERITY = {Status.ON_TRACK: 0, Status.AT_RISK: 1, Status.OFF_TRACK: 2}
 _WORDS = {
     Status.NOT_STARTED: "not started",
@@ -58,11 +63,16 @@ class Told:
     notifications: int = 0  # new inbox items and sends
 
 
-async def notify_events(session: AsyncSession, org_id: uuid.UUID) -> Told:
-    """Claim the organisation's events the notifier has not taken and tell people."""
-    events = await claim_events(session, org_id, NOTIFIER)
-    if not events:
+async def notify_events(
+    session: AsyncSession, org_id: uuid.UUID, *, now: datetime | None = None
+) -> Told:
+    """Claim the organisation's events the notifier has not taken and tell people
+    (about those at most MAX_AGE old as of `now`)."""
+    taken = await claim_events(session, org_id, NOTIFIER)
+    if not taken:
         return Told()
+    since = (now or clock.now()) - MAX_AGE
+    events = [e for e in taken if e.created_at >= since]
     new = await _worsened(session, org_id, [e for e in events if e.type == SCORE_CHANGED])
     kpis = {e.subject_id for e in events if e.type == KPI_MEASURED and e.subject_id is not None}
     new += await evaluate_kpi_alerts(session, org_id, kpis)
@@ -73,7 +83,7 @@ async def notify_events(session: AsyncSession, org_id: uuid.UUID) -> Told:
     for event in events:
         if event.type == CYCLE_CLOSED and not event.payload.get("dry_run"):
             new += await _cycle_closed(session, org_id, event)
-    return Told(len(events), new)
+    return Told(len(taken), new)
 
 
 def worsening(event: Event) -> tuple[Status, Status] | None:

@@ -34,7 +34,7 @@ async def dispatch_events(ctx: dict[str, Any], org_id: str) -> dict[str, int]:
         return done.events
 
     async def notifier(session: AsyncSession) -> int:
-        told = await notify_events(session, org)
+        told = await notify_events(session, org, now=ctx.get("now"))
         totals["notified_events"] += told.events
         totals["notifications"] += told.notifications
         return told.events
