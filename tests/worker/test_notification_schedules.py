@@ -9,15 +9,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from okrgraph.domain.db import tenant_session
-from okrgraph.domain.models import Notification, NotificationSend
+from okrgraph.domain.models import Notification, NotificationSend, Person
 from okrgraph.domain.models.enums import (
     Channel,
     Health,
@@ -28,10 +29,18 @@ from okrgraph.domain.models.enums import (
     TeamRole,
 )
 from okrgraph.domain.notifications.digest import send_weekly_digest
+from okrgraph.domain.notifications.sending import send_due
 from okrgraph.domain.outbox.after_commit import unit_of_work
 from okrgraph.worker.jobs.notification_schedules import notification_schedules
 from tests import factories as f
 from tests.worker.conftest import Committed
+from tests.worker.test_notification_sending import (  # noqa: F401 (fixtures)
+    MailSink,
+    client,
+    parts,
+    smtp,
+    smtp_senders,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 MONDAY = datetime(2026, 12, 7, 9, 30, tzinfo=PARIS)  # ISO week 2026-W50, 08:30 UTC
@@ -253,3 +262,31 @@ async def test_the_digest_costs_the_same_statements_for_more_people(committed: C
     rerun, told = await digest_statements(committed, org, MONDAY + timedelta(days=7, hours=1))
     assert told == 0
     assert rerun < large  # nobody left to tell: no reads of the digests' content
+
+
+async def test_a_reminder_and_a_digest_reach_a_real_smtp_server_once_each(
+    committed: Committed,
+    smtp: tuple[MailSink, int],  # noqa: F811
+    client: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    """The whole way: the hourly sweep, notify(), the sender, a real SMTP server
+    (aiosmtpd). Each of alice's mails arrives once, as plain text and HTML."""
+    sink, port = smtp
+    org = await build_org(committed.sessionmaker)
+    senders = smtp_senders(client, port)
+    for _ in range(2):  # a second sweep and send, as after a restart: nothing new
+        await run(committed, MONDAY)
+        await send_due(committed.sessionmaker, org.id, senders, MONDAY.astimezone(UTC))
+    async with tenant_session(committed.sessionmaker, org.id) as s:
+        alice = (await s.execute(select(Person.email).where(Person.id == org.alice))).scalar_one()
+    to_alice = [m for m in sink.messages() if alice in m["To"]]
+    subjects = sorted(m["Subject"] for m in to_alice)
+    assert subjects == sorted(
+        [
+            "Time for a check-in: 2 key results",
+            next(s for s in subjects if s.startswith("Your week in OKRs")),
+            next(s for s in subjects if s.startswith("2026-Q4 ends")),
+        ]
+    )
+    for message in to_alice:
+        assert set(parts(message)) == {"text/plain", "text/html"}, message["Subject"]
