@@ -181,7 +181,7 @@ async def bench_incremental(
     )
 
 
-async def _start_worker(url: str) -> asyncio.subprocess.Process:
+async def start_worker(url: str) -> asyncio.subprocess.Process:
     """An `okr worker` process on the benchmark's database and Redis."""
     env = {k: v for k, v in os.environ.items() if k not in ("OKR_DATABASE_URL", "OKR_REDIS_URL")}
     env.update(DATABASE_URL=url, REDIS_URL=REDIS_URL)
@@ -197,7 +197,7 @@ async def _start_worker(url: str) -> asyncio.subprocess.Process:
     )
 
 
-class _Progress:
+class Progress:
     """The worker's progress messages of one organisation: when each arrived, and the
     newest check-in (`through`) its numbers include."""
 
@@ -245,8 +245,8 @@ async def bench_latency(
     pool = await create_pool(RedisSettings.from_dsn(REDIS_URL))
     pubsub = redis.pubsub()
     await pubsub.subscribe(f"okr:org:{org.org_id}:progress")
-    worker = await _start_worker(url)
-    progress = _Progress(pubsub)
+    worker = await start_worker(url)
+    progress = Progress(pubsub)
     committed: dict[float, float] = {}  # check-in time -> commit time
 
     async def one(kr: uuid.UUID, value: float) -> float:

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -82,17 +83,21 @@ async def check_in_events(sm: async_sessionmaker[AsyncSession], org: uuid.UUID) 
 
 
 async def all_succeeded(
-    sm: async_sessionmaker[AsyncSession], org: uuid.UUID, n: int
+    sm: async_sessionmaker[AsyncSession], org: uuid.UUID, n: int, logs: Path
 ) -> list[WebhookDelivery]:
     """The organisation's deliveries once there are `n` and every one has succeeded
-    (polled: a worker's commit offers nothing to wait on)."""
+    (polled: a worker's commit offers nothing to wait on); else what they are, with
+    the workers' log."""
     deadline = time.monotonic() + TIMEOUT_S
     while True:
         async with tenant_session(sm, org) as s:
             rows = list(await s.scalars(select(WebhookDelivery)))
         if len(rows) == n and all(d.status == DeliveryStatus.SUCCEEDED for d in rows):
             return rows
-        assert time.monotonic() < deadline, [(d.status, d.attempts) for d in rows]
+        if time.monotonic() > deadline:
+            states = [(d.status, d.attempts, d.next_attempt_at, d.last_error) for d in rows]
+            log = (logs / "worker.log").read_text(errors="replace")[-5000:]
+            raise AssertionError(f"deliveries: {states}\nworker.log (end):\n{log}")
         await asyncio.sleep(0.05)
 
 
@@ -107,6 +112,7 @@ async def test_a_worker_killed_mid_delivery_loses_nothing_and_resends_with_the_s
     arq_pool: ArqRedis,
     receiver: Receiver,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     sm = committed.sessionmaker
     c = await build_company(sm)
@@ -133,7 +139,7 @@ async def test_a_worker_killed_mid_delivery_loses_nothing_and_resends_with_the_s
         "OKR_CLOCK_OFFSET_SECONDS", repr(settings.clock_offset_seconds + LEASE.total_seconds() + 1)
     )
     processes(["worker"], committed.url, worker_redis_url)
-    rows = await all_succeeded(sm, c.org_id, 3)
+    rows = await all_succeeded(sm, c.org_id, 3, tmp_path)
 
     ids = Counter(receiver.ids())
     assert set(ids) == events  # nothing lost
@@ -157,6 +163,7 @@ async def test_events_committed_while_redis_was_down_are_delivered_once_it_is_ba
     processes: Callable[..., Any],
     arq_pool: ArqRedis,
     receiver: Receiver,
+    tmp_path: Path,
 ) -> None:
     sm = committed.sessionmaker
     c = await build_company(sm)
@@ -180,7 +187,7 @@ async def test_events_committed_while_redis_was_down_are_delivered_once_it_is_ba
 
     processes(["worker"], committed.url, worker_redis_url)  # Redis is back
     await receiver.until(lambda requests: set(receiver.ids()) == events, TIMEOUT_S)
-    await all_succeeded(sm, c.org_id, 3)
+    await all_succeeded(sm, c.org_id, 3, tmp_path)
     assert sorted(receiver.ids()) == sorted(events)  # once each
     for request in receiver.requests:
         assert verified(secrets, request)["type"] == CHECK_IN_CREATED
@@ -192,6 +199,7 @@ async def test_two_workers_deliver_each_event_to_each_endpoint_exactly_once(
     processes: Callable[..., Any],
     arq_pool: ArqRedis,
     receiver: Receiver,
+    tmp_path: Path,
 ) -> None:
     sm = committed.sessionmaker
     c = await build_company(sm, person_krs=4)
@@ -209,7 +217,7 @@ async def test_two_workers_deliver_each_event_to_each_endpoint_exactly_once(
     assert len(events) == 20
     expected = {(p, e) for p in paths for e in events}
     await receiver.until(lambda r: set(arrived_per_endpoint(r)) == expected, TIMEOUT_S)
-    rows = await all_succeeded(sm, c.org_id, len(expected))
+    rows = await all_succeeded(sm, c.org_id, len(expected), tmp_path)
 
     # Every delivery was claimed once (attempts counts claims), hence sent at most once.
     assert {d.attempts for d in rows} == {1}
