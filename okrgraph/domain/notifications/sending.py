@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,8 +39,6 @@ import httpx
 from sqlalchemy import and_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from okrgraph.domain import clock
-from okrgraph.domain.db import tenant_session
 from okrgraph.domain.models import NotificationSend, Organization, Person
 from okrgraph.domain.models.enums import Channel, DeliveryStatus, NotificationKind
 from okrgraph.domain.notifications import slack
@@ -52,7 +49,7 @@ from okrgraph.domain.notifications.mail import (
     address_of,
     build_message,
 )
-from okrgraph.domain.retry import RetrySchedule
+from okrgraph.domain.retry import RetrySchedule, send_leased
 from okrgraph.domain.webhooks.addresses import AddressRefused
 from okrgraph.domain.webhooks.secrets import SecretKeyMissing, SecretUnreadable
 from okrgraph.domain.webhooks.transport import describe_error, post_checked
@@ -138,20 +135,23 @@ async def send_due(
     """Send the organisation's due sends, a batch at a time; what happened. `now`
     (default okrgraph's clock) decides what is due and stamps the outcome."""
     counts = Counts()
-    for _ in range(max_batches):
-        at = now or clock.now()
-        async with tenant_session(sessionmaker, org_id) as session:
-            claims = await claim_due(session, org_id, at, batch)
-        if not claims:
-            break
-        start = time.monotonic()
-        outcomes = await asyncio.gather(*(deliver(c, senders, at) for c in claims))
-        done = at + timedelta(seconds=time.monotonic() - start)
-        async with tenant_session(sessionmaker, org_id) as session:
-            for claim, outcome in zip(claims, outcomes, strict=True):
-                await record_outcome(session, claim, outcome, done, counts)
-        if len(claims) < batch:
-            break
+
+    async def record(
+        session: AsyncSession, sent: list[tuple[Claim, Outcome]], done: datetime
+    ) -> None:
+        for claim, outcome in sent:
+            await record_outcome(session, claim, outcome, done, counts)
+
+    await send_leased(
+        sessionmaker,
+        org_id,
+        now,
+        claim=claim_due,
+        send=lambda c, at: deliver(c, senders, at),
+        record=record,
+        batch=batch,
+        max_batches=max_batches,
+    )
     return counts
 
 

@@ -54,12 +54,9 @@ import httpx
 from sqlalchemy import and_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from okrgraph.domain import clock
-from okrgraph.domain.db import tenant_session
 from okrgraph.domain.models import Organization, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from okrgraph.domain.models.enums import DeliveryStatus
-from okrgraph.domain.outbox.after_commit import unit_of_work
-from okrgraph.domain.retry import RetrySchedule
+from okrgraph.domain.retry import RetrySchedule, send_leased
 from okrgraph.domain.webhooks.addresses import AddressRefused
 from okrgraph.domain.webhooks.catalog import SECRET_PREFIX, signing_secret
 from okrgraph.domain.webhooks.disabling import disable_endpoint
@@ -165,21 +162,26 @@ async def deliver_due(
     `now` (default okrgraph's clock) decides what is due and stamps the log; `queue`
     (the worker's Redis) takes the jobs the recording asks for (notification sends)."""
     counts = Counts()
-    for _ in range(max_batches):
-        at = now or clock.now()
-        async with tenant_session(sessionmaker, org_id) as session:
-            claims = await claim_due(session, org_id, at, batch)
-        if not claims:
-            break
-        outcomes = await asyncio.gather(*(send(client, c, at, timeout_s) for c in claims))
+
+    async def record(
+        session: AsyncSession, sent: list[tuple[Claim, Outcome]], _done: datetime
+    ) -> None:
         # Every recording locks its endpoints' rows in one order (by id; claim order
         # within an endpoint): two at once, over shared endpoints, never deadlock.
-        recorded = sorted(zip(claims, outcomes, strict=True), key=lambda c: c[0].endpoint_id)
-        async with unit_of_work(sessionmaker, org_id, queue) as session:
-            for claim, outcome in recorded:
-                await record_outcome(session, claim, outcome, counts)
-        if len(claims) < batch:
-            break
+        for claim, outcome in sorted(sent, key=lambda c: c[0].endpoint_id):
+            await record_outcome(session, claim, outcome, counts)
+
+    await send_leased(
+        sessionmaker,
+        org_id,
+        now,
+        claim=claim_due,
+        send=lambda c, at: send(client, c, at, timeout_s),
+        record=record,
+        batch=batch,
+        max_batches=max_batches,
+        queue=queue,
+    )
     return counts
 
 
