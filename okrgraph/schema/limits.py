@@ -392,6 +392,8 @@ def limits_rule(variables: Mapping[str, Any] | None) -> type[ValidationRule]:
     `MAX_COST` or with a page over `MAX_PAGE_SIZE`; `variables` are the request's."""
 
     class LimitsRule(ValidationRule):
+        per_request = True  # depends on the variables: run even for a cached document
+
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
             measure = DocumentMeasure(self.context.schema, self.context.document, variables)
             size = measure.operation(node)
@@ -450,11 +452,14 @@ class RequestLimits(SchemaExtension):
 
 def limit_extensions() -> list[Callable[[], SchemaExtension]]:
     """The extensions for `strawberry.Schema(extensions=[...])`: the limits, then
-    the introspection cache (which answers only what the limits let through)."""
+    the introspection cache (which answers only what the limits let through).
+    The document cache runs inside RequestLimits, so its errors get their codes."""
+    from okrgraph.schema.documents import DocumentCache
     from okrgraph.schema.introspection import IntrospectionCache
 
     return [
         functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
         RequestLimits,
+        DocumentCache,
         IntrospectionCache,
     ]
