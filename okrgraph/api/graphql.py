@@ -22,6 +22,10 @@ GraphQL-over-HTTP rules (https://graphql.github.io/graphql-over-http/draft/).
   else answers 401 with `WWW-Authenticate`, exactly as a bad token does.
 - A websocket upgrade from a browser page on an origin that is not allowed
   (`OKR_CORS_ORIGINS`; the API's own origin always is) is refused with 403.
+- Automatic persisted queries (api/persisted.py), on GET and POST: an unknown
+  hash is the request error PERSISTED_QUERY_NOT_FOUND (200, or 400 for
+  graphql-response+json, as other request errors), a hash that is not the
+  query's SHA-256 a 400.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from okrgraph.api.graphiql import graphiql_html
+from okrgraph.api.persisted import NOT_FOUND_CODE, PersistedQueryError, persisted_queries
 from okrgraph.api.ratelimit import AnonymousRateLimit
 from okrgraph.api.websocket import OkrTransportWSHandler
 from okrgraph.domain.auth.tokens import Principal, authenticate
@@ -227,6 +232,10 @@ class OkrGraphQL(GraphQL[Context, None]):
                 )
             await read_body(request)
             response = self.anonymous.refusal(request, media_type) or await self.run(request)
+        except PersistedQueryError as exc:
+            # Not found is a request error (200 in legacy JSON); a malformed extension a 400.
+            status = 200 if exc.code == NOT_FOUND_CODE and media_type == JSON else 400
+            response = json_response(error_body(exc.message, exc.code), status, media_type)
         except HTTPException as exc:
             status, reason = exc.status_code, exc.reason
             if isinstance(cause := exc.__cause__, InvalidOperationTypeError):
@@ -240,6 +249,13 @@ class OkrGraphQL(GraphQL[Context, None]):
             log.exception("unhandled error in /graphql")
             response = json_response(error_body(INTERNAL_MESSAGE, "INTERNAL"), 500, media_type)
         await response(scope, receive, send)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """A GET with `extensions` (a persisted query's hash) is an operation, not a
+        browser asking for GraphiQL, whatever its Accept header says."""
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(
+            request
+        )
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL with its assets from this package (no CDN: works offline)."""
@@ -276,7 +292,9 @@ class OkrGraphQL(GraphQL[Context, None]):
             data = self.parse_json(await request.get_body())
         else:
             raise HTTPException(400, "Unsupported content type")
-        return request_data(data, protocol)
+        operation = request_data(data, protocol)
+        operation.query = persisted_queries.resolve(operation.query, operation.extensions)
+        return operation
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

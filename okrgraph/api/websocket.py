@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import contextvars
 
+from graphql import GraphQLError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ErrorMessage,
+    SubscribeMessage,
+)
 
+from okrgraph.api.persisted import PersistedQueryError, persisted_queries
 from okrgraph.schema.context import Context
 
 REVOKED_CLOSE = (4403, "Forbidden: the API token is revoked or expired, or its person archived")
@@ -38,6 +44,21 @@ class OkrTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     @context.setter
     def context(self, value: Context) -> None:
         self.connection_context = value
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        """A subscribe message may carry a persisted query's hash instead of its
+        document (api/persisted.py); a refused one is answered with an error message."""
+        payload = message["payload"]
+        try:
+            query = persisted_queries.resolve(payload.get("query"), payload.get("extensions"))
+        except PersistedQueryError as exc:
+            error = GraphQLError(exc.message, extensions={"code": exc.code})
+            refusal = ErrorMessage(id=message["id"], type="error", payload=[error.formatted])
+            await self.send_message(refusal)
+            return
+        if query is not None:
+            message = {**message, "payload": {**payload, "query": query}}
+        await super().handle_subscribe(message)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         principal = await self.connection_context.reauthorise()
