@@ -79,7 +79,11 @@ async def admin_token(owner_url: str, org_id: uuid.UUID) -> str:
         async with tenant_session(async_sessionmaker(engine), org_id) as session:
             person = (
                 await session.execute(
-                    text("SELECT id FROM people WHERE email = 'person0000@bench.test'")
+                    text(
+                        "SELECT id FROM people WHERE email = 'person0000@bench.test'"
+                        " AND org_id = :org"  # the owner bypasses RLS; other sizes share it
+                    ),
+                    {"org": org_id},
                 )
             ).scalar_one()
             _, secret = await create_token(
