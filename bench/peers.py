@@ -218,8 +218,9 @@ async def bench_reads(args: argparse.Namespace) -> None:
                 figures = await latency(client, servers, pair, runs, warmup=3)
                 emit(measure=f"{pair.name}_latency", rows=rows, **figures)
         small = next(p for p in reads if p.name == "small")
-        for _ in range(args.throughput_rounds):
-            figures = await asyncio.to_thread(throughput, servers, small, 8, args.seconds)
+        for i in range(args.throughput_rounds):  # who goes first alternates
+            order = servers if i % 2 == 0 else servers[::-1]
+            figures = await asyncio.to_thread(throughput, order, small, 8, args.seconds)
             emit(measure="small_throughput", **figures)
     finally:
         for server in servers:
