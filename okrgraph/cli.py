@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -26,6 +26,9 @@ from okrgraph.cli_checks import (
 )
 from okrgraph.cli_operators import org_app, token_app
 from okrgraph.devmode import say, seed_database
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 # markdown: docstrings wrapped in the source re-flow in --help
 app = typer.Typer(
@@ -96,9 +99,14 @@ def serve(
     port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Port (default: OKR_PORT, 8000).")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Processes (default: OKR_WORKERS, 1)."),
+    ] = None,
 ) -> None:
-    """Run the API server (configured by the environment). Exits non-zero when
-    PostgreSQL is unreachable; without Redis it starts (jobs wait in the outbox)."""
+    """Run the API server (configured by the environment), in `--workers` processes
+    sharing the port. Exits non-zero when PostgreSQL is unreachable; without Redis
+    it starts (jobs wait in the outbox)."""
     from okrgraph.domain.config import settings
 
     setup_logging()
@@ -113,9 +121,41 @@ def serve(
 
     import uvicorn
 
-    from okrgraph.api.app import create_app
+    uvicorn.run(
+        "okrgraph.cli:served_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers or settings.workers,
+        log_level="info",
+        lifespan="on",
+    )
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", lifespan="on")
+
+def served_app() -> Starlette:
+    """`okr serve`'s app, built in each worker process (uvicorn spawns them)."""
+    from okrgraph.api.app import create_app
+    from okrgraph.domain.config import settings
+
+    setup_logging()  # a spawned worker starts without the parent's logging
+    app = create_app(settings)
+    tune_gc()
+    return app
+
+
+def tune_gc() -> None:
+    """The cyclic GC's settings for the API, once the long-lived objects (modules,
+    the schema) exist. The company tree (bench/fixed_cost.py, 30 runs each, load
+    ~5.5, in-process): defaults p95 303 ms, 55.9 ms CPU per request, 690
+    collections; gc.freeze() 241 ms, 38.2 ms; thresholds (50,000, 50, 100) 254 ms,
+    38.5 ms, no collection; both 225 ms, 39.3 ms. Freezing moves ~178k objects out
+    of every full collection's walk; the raised first threshold makes collections
+    rare (a request allocates tens of thousands of objects, nearly all freed by
+    reference counting)."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
 
 @app.command()

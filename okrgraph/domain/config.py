@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Processes `okr serve` runs (uvicorn workers)."
+    )
     outbox_retention_hours: float = Field(
         default=168,
         gt=0,

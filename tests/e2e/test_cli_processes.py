@@ -4,6 +4,7 @@ port and runs without Redis (writes land in the outbox; /readyz says 503)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -68,13 +69,24 @@ async def test_serve_refuses_a_taken_port(okr_env: dict[str, str], database_url:
 
 
 class Serve:
-    """`okr serve` in a subprocess; a thread collects its output lines."""
+    """`okr serve` in a subprocess; a thread collects its output lines. `started` is
+    set once each of its `workers` processes has started its app (or it ended)."""
 
-    def __init__(self, port: int, env: dict[str, str]) -> None:
+    def __init__(self, port: int, env: dict[str, str], workers: int = 1) -> None:
         self.lines: list[str] = []
         self.started = threading.Event()
+        self.workers = workers
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "okrgraph", "serve", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "okrgraph",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],  # fmt: skip
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -85,9 +97,11 @@ class Serve:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
+        startups = 0
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
-            if "Application startup complete" in line:
+            startups += "Application startup complete" in line
+            if startups >= self.workers:
                 self.started.set()
         self.started.set()  # ended: the waiter looks at the exit code
 
@@ -138,3 +152,29 @@ async def test_serve_runs_without_redis(
         assert response.json() == {"data": {"checkIn": {"__typename": "CheckInSuccess"}}}
         pending = "SELECT count(*) FROM outbox_events WHERE type = 'checkin.created'"
         assert await _scalar(url, pending) >= 1  # waits there for the worker's relay
+
+
+async def test_serve_with_two_workers_answers_from_both_processes(
+    okr_env: dict[str, str], servers: Any, serving: list[Serve]
+) -> None:
+    async with empty_database(servers.postgres_url) as url:
+        env = {**okr_env, "DATABASE_URL": url}
+        assert (await okr("migrate", env=env))[0] == 0
+        code, out = await okr("seed", env=env)
+        assert code == 0, out
+        token = out.split("admin token (shown once): ", 1)[1].split()[0]
+        port = free_port()
+        run = Serve(port, {**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, workers=2)
+        serving.append(run)
+        assert run.started.wait(START_TIMEOUT_S), "\n".join(run.lines)
+        assert run.proc.poll() is None, "\n".join(run.lines)
+        workers = {line.rsplit("[", 1)[1].rstrip("]") for line in run.lines
+                   if "Started server process [" in line}  # fmt: skip
+        assert len(workers) == 2, "\n".join(run.lines)
+        auth = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            answers = await asyncio.gather(*(
+                client.post("/graphql", json={"query": "{ organization { name } }"}, headers=auth)
+                for _ in range(20)
+            ))  # fmt: skip
+        assert {a.json()["data"]["organization"]["name"] for a in answers} == {"Acme Rockets"}
