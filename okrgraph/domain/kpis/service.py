@@ -158,30 +158,33 @@ async def _insert(
     return len(rows.all())
 
 
+# The KPIs' latest measurements: of the organisation's KPIs `{which}` keeps. One
+# statement per use, as scores.service._REFRESH_FROM_CHECK_INS says why.
+_LATEST_MEASUREMENTS = """
+SELECT k.id, k.direction, k.warning_threshold, k.critical_threshold,
+       k.health, k.latest_value, k.latest_at, m.value, m.measured_at,
+       k.xmin::text AS version
+FROM kpis k
+LEFT JOIN LATERAL (
+    SELECT value, measured_at FROM kpi_measurements m
+    WHERE m.org_id = k.org_id AND m.kpi_id = k.id
+    ORDER BY measured_at DESC, recorded_at DESC, id DESC LIMIT 1
+) m ON true
+WHERE k.org_id = CAST(:org AS uuid) {which}
+"""
+_ALL_LATEST = _LATEST_MEASUREMENTS.format(which="")
+_SOME_LATEST = _LATEST_MEASUREMENTS.format(which="AND k.id = ANY(CAST(:ids AS uuid[]))")
+
+
 async def refresh_kpis(
     session: AsyncSession, org_id: uuid.UUID, kpi_ids: Collection[uuid.UUID] | None
 ) -> None:
     """Latest value (by measured_at) and health of the given KPIs (None: all of the org)."""
-    rows = (
-        await session.execute(
-            text(
-                """
-                SELECT k.id, k.direction, k.warning_threshold, k.critical_threshold,
-                       k.health, k.latest_value, k.latest_at, m.value, m.measured_at,
-                       k.xmin::text AS version
-                FROM kpis k
-                LEFT JOIN LATERAL (
-                    SELECT value, measured_at FROM kpi_measurements m
-                    WHERE m.org_id = k.org_id AND m.kpi_id = k.id
-                    ORDER BY measured_at DESC, recorded_at DESC, id DESC LIMIT 1
-                ) m ON true
-                WHERE k.org_id = CAST(:org AS uuid)
-                  AND (CAST(:all AS boolean) OR k.id = ANY(CAST(:ids AS uuid[])))
-                """
-            ),
-            {"org": org_id, "all": kpi_ids is None, "ids": list(kpi_ids or [])},
-        )
-    ).all()
+    if kpi_ids is None:
+        found = await session.execute(text(_ALL_LATEST), {"org": org_id})
+    else:
+        found = await session.execute(text(_SOME_LATEST), {"org": org_id, "ids": list(kpi_ids)})
+    rows = found.all()
     ids, values, ats, healths, versions = [], [], [], [], []
     for r in rows:
         health = scoring.kpi_health(
@@ -219,6 +222,32 @@ async def refresh_kpis(
     )
 
 
+# KPI-driven key results take the latest value: of the links `{which}` keeps (one
+# statement per use, as scores.service._REFRESH_FROM_CHECK_INS says why).
+_SYNC = """
+UPDATE key_results k SET current_value = kp.latest_value
+FROM kpi_links l
+JOIN kpis kp ON kp.org_id = l.org_id AND kp.id = l.kpi_id
+JOIN key_results k2 ON k2.org_id = l.org_id AND k2.id = l.key_result_id
+JOIN objectives o ON o.org_id = k2.org_id AND o.id = k2.objective_id
+WHERE l.org_id = CAST(:org AS uuid) AND l.key_result_id IS NOT NULL {which}
+  AND k.org_id = l.org_id AND k.id = l.key_result_id
+  AND k.progress_driver = 'KPI' AND k.final_score IS NULL
+  AND o.cycle_id <> ALL(CAST(:closed AS uuid[]))
+  AND k.current_value IS DISTINCT FROM kp.latest_value
+RETURNING k.id
+"""
+_OF_KPIS = "AND l.kpi_id = ANY(CAST(:ids AS uuid[]))"
+_OF_KEY_RESULTS = "AND l.key_result_id = ANY(CAST(:krs AS uuid[]))"
+# By (narrowed to KPIs, narrowed to key results).
+_SYNC_KEY_RESULTS = {
+    (False, False): _SYNC.format(which=""),
+    (True, False): _SYNC.format(which=_OF_KPIS),
+    (False, True): _SYNC.format(which=_OF_KEY_RESULTS),
+    (True, True): _SYNC.format(which=f"{_OF_KPIS} {_OF_KEY_RESULTS}"),
+}
+
+
 async def sync_kpi_key_results(
     session: AsyncSession,
     org_id: uuid.UUID,
@@ -232,31 +261,10 @@ async def sync_kpi_key_results(
     `kpi_ids` / `key_result_ids` narrow it to those KPIs' / those key results' links
     (None: all). Frozen key results (final score set, or in a closed cycle) are left alone.
     """
-    rows = await session.execute(
-        text(
-            """
-            UPDATE key_results k SET current_value = kp.latest_value
-            FROM kpi_links l
-            JOIN kpis kp ON kp.org_id = l.org_id AND kp.id = l.kpi_id
-            JOIN key_results k2 ON k2.org_id = l.org_id AND k2.id = l.key_result_id
-            JOIN objectives o ON o.org_id = k2.org_id AND o.id = k2.objective_id
-            WHERE l.org_id = CAST(:org AS uuid) AND l.key_result_id IS NOT NULL
-              AND (CAST(:all AS boolean) OR l.kpi_id = ANY(CAST(:ids AS uuid[])))
-              AND (CAST(:all_krs AS boolean) OR l.key_result_id = ANY(CAST(:krs AS uuid[])))
-              AND k.org_id = l.org_id AND k.id = l.key_result_id
-              AND k.progress_driver = 'KPI' AND k.final_score IS NULL
-              AND o.cycle_id <> ALL(CAST(:closed AS uuid[]))
-              AND k.current_value IS DISTINCT FROM kp.latest_value
-            RETURNING k.id
-            """
-        ),
-        {
-            "org": org_id,
-            "all": kpi_ids is None,
-            "ids": list(kpi_ids or []),
-            "all_krs": key_result_ids is None,
-            "krs": list(key_result_ids or []),
-            "closed": list(closed_cycle_ids),
-        },
-    )
-    return [r[0] for r in rows]
+    params: dict[str, object] = {"org": org_id, "closed": list(closed_cycle_ids)}
+    if kpi_ids is not None:
+        params["ids"] = list(kpi_ids)
+    if key_result_ids is not None:
+        params["krs"] = list(key_result_ids)
+    statement = _SYNC_KEY_RESULTS[kpi_ids is not None, key_result_ids is not None]
+    return [r[0] for r in await session.execute(text(statement), params)]
