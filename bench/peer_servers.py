@@ -64,8 +64,15 @@ class Server:
         self.stats = psutil.Process(self.process.pid)
 
     def cpu_seconds(self) -> float:
-        times = self.stats.cpu_times()
-        return float(times.user + times.system)
+        """User + system CPU of the server and its live children (worker processes)."""
+        total = 0.0
+        for process in [self.stats, *self.stats.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
 
     def wait_ready(self, query: str, timeout_s: float = 60) -> None:
         """Until the server answers `query` with data (it introspects or migrates first)."""
