@@ -44,6 +44,9 @@ pace AS (
                          CAST(:closed AS boolean[])) AS p(cycle_id, expected, closed)
 )"""
 
+# The ids of one level (unique: the levels group them).
+LEVEL_IDS = "SELECT x AS id FROM unnest(CAST(:ids AS uuid[])) x"
+
 # A computed value differs from the row's (`calc` holds both).
 _CHANGED = (
     f"abs(calc.value - calc.old_value) > {sql.SAME_SCORE!r} OR calc.status <> calc.old_status"
@@ -56,7 +59,7 @@ _CHANGED = (
 # lock and then writing a value computed from the older snapshot (PostgreSQL
 # re-checks the WHERE on the new version, but not the values) would put a value
 # that was never true into the row and its history (issue 15). A stale row is
-# recomputed from a fresh snapshot (`_run`).
+# recomputed from a fresh snapshot (`run_statement`).
 _RECORD = """
 hist AS (
     INSERT INTO score_history (org_id, id, subject_type, subject_id, value, status, recorded_at)
@@ -77,15 +80,24 @@ ev AS (
            CAST(:now AS timestamptz)
     FROM upd
 )
-SELECT id, value, status, old_value, old_status, false AS stale FROM upd
+"""
+
+# A statement's answer: the rows it changed, and the stale ones (see above).
+ANSWER = f"""SELECT id, value, status, old_value, old_status, false AS stale FROM upd
 UNION ALL
 SELECT calc.id, calc.value, calc.status, calc.old_value, calc.old_status, true FROM calc
-WHERE ({changed}) AND calc.id NOT IN (SELECT id FROM upd)
+WHERE ({_CHANGED}) AND calc.id NOT IN (SELECT id FROM upd)
 """
 
 
-def _key_results_statement(targets: str) -> str:
-    """Recompute the key results `targets` selects (a query of `id`s)."""
+def record_changes(kind: str) -> str:
+    """The tail that writes a statement's changed rows' history and events itself."""
+    return _RECORD.format(kind=kind, event=SCORE_CHANGED) + ANSWER
+
+
+def key_results_statement(targets: str, record: str = record_changes("KEY_RESULT")) -> str:
+    """Recompute the key results `targets` selects (a query of `id`s); `record` is the
+    tail that follows the `upd` CTE (the changed rows' history and events, its answer)."""
     return f"""
 WITH {_PACE},
 t AS ({targets}),
@@ -120,20 +132,18 @@ upd AS (
       AND ({_CHANGED})
     RETURNING k.id, calc.value, calc.status, calc.old_value, calc.old_status
 ),
-{_RECORD.format(kind="KEY_RESULT", event=SCORE_CHANGED, changed=_CHANGED)}
+{record}
 """
 
 
-# The ids of one level (unique: the levels group them).
-_KEY_RESULTS = _key_results_statement("SELECT x AS id FROM unnest(CAST(:ids AS uuid[])) x")
-# Level 0 of a full pass, by predicate rather than 100k ids sent back and forth:
-# every key result with no children to wait for.
-_LEAF_SET = "key_results WHERE org_id = CAST(:org AS uuid) AND progress_driver <> 'CHILDREN'"
-_LEAF_KEY_RESULTS = _key_results_statement(f"SELECT id FROM {_LEAF_SET}")
+_KEY_RESULTS = key_results_statement(LEVEL_IDS)
 
-_OBJECTIVES = f"""
+
+def objectives_statement(record: str = record_changes("OBJECTIVE")) -> str:
+    """Recompute the objectives of one level (:ids); `record` as for key results."""
+    return f"""
 WITH {_PACE},
-t AS (SELECT x AS id FROM unnest(CAST(:ids AS uuid[])) x),  -- unique ids: levels group them
+t AS ({LEVEL_IDS}),  -- unique ids: levels group them
 terms AS (
     SELECT k.objective_id AS oid, 'K' AS src, k.weight AS w,
            coalesce(k.final_score, k.score) AS v
@@ -171,8 +181,11 @@ upd AS (
       AND ({_CHANGED})
     RETURNING o.id, calc.value, calc.status, calc.old_value, calc.old_status
 ),
-{_RECORD.format(kind="OBJECTIVE", event=SCORE_CHANGED, changed=_CHANGED)}
+{record}
 """
+
+
+_OBJECTIVES = objectives_statement()
 
 
 async def roll_up(
@@ -181,22 +194,11 @@ async def roll_up(
     levels: list[tuple[list[uuid.UUID], list[uuid.UUID]]],
     now: datetime,
     pace: CyclePace | None,
-    *,
-    all_leaf_key_results: bool = False,
 ) -> RecalcResult:
-    """Recompute level by level; first every leaf key result when asked (a full pass)."""
+    """Recompute level by level (full_pass.py has the full recalculation's own runner)."""
     pace = pace or await cycle_pace(session, org_id, now)
-    base = {
-        "org": org_id,
-        "now": now,
-        "cycle_ids": pace.cycle_ids,
-        "expected": pace.expected,
-        "closed": pace.closed,
-    }
+    base = pace_params(org_id, now, pace)
     result = RecalcResult()
-    if all_leaf_key_results:
-        result.nodes += await session.scalar(text(f"SELECT count(*) FROM {_LEAF_SET}"), base) or 0
-        await _run(session, result, "KEY_RESULT", _LEAF_KEY_RESULTS, base)
     for krs, objs in levels:
         for kind, ids, statement in (
             ("KEY_RESULT", krs, _KEY_RESULTS),
@@ -205,14 +207,25 @@ async def roll_up(
             if not ids:
                 continue
             result.nodes += len(ids)
-            await _run(session, result, kind, statement, {**base, "ids": ids})
+            await run_statement(session, result, kind, statement, {**base, "ids": ids})
     return result
+
+
+def pace_params(org_id: uuid.UUID, now: datetime, pace: CyclePace) -> dict[str, Any]:
+    """The parameters every roll-up statement takes."""
+    return {
+        "org": org_id,
+        "now": now,
+        "cycle_ids": pace.cycle_ids,
+        "expected": pace.expected,
+        "closed": pace.closed,
+    }
 
 
 STALE_RETRIES = 3
 
 
-async def _run(
+async def run_statement(
     session: AsyncSession, result: RecalcResult, kind: str, statement: str, params: dict[str, Any]
 ) -> None:
     """One level's statement; the rows another transaction changed after its snapshot

@@ -23,6 +23,7 @@ from okrgraph.domain import clock
 from okrgraph.domain.kpis.service import refresh_kpis, sync_kpi_key_results
 from okrgraph.domain.messages import ScoreChange
 from okrgraph.domain.outbox.service import consume_all_pending
+from okrgraph.domain.scores.full_pass import roll_up_all
 from okrgraph.domain.scores.queries import CyclePace, all_levels, cycle_pace, levels_above
 from okrgraph.domain.scores.rollup import RecalcResult, roll_up
 
@@ -113,7 +114,7 @@ async def full_recalculation(
     await refresh_kpis(session, org_id, None)
     await sync_kpi_key_results(session, org_id, None, pace.closed_ids)
     levels = await all_levels(session, org_id)
-    result = await roll_up(session, org_id, levels.levels, now, pace, all_leaf_key_results=True)
+    result = await roll_up_all(session, org_id, levels.levels, now, pace)
     result.changes[:0] = written_changes(consumed.written)
     result.events, result.through = len(consumed.event_ids), consumed.through
     await session.execute(
