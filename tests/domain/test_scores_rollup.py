@@ -182,3 +182,34 @@ async def test_full_recalculation_repairs_drift_from_the_logs(db: AsyncSession) 
     await full_recalculation(db, g.org_id, now=MIDWAY)
     assert await kr_score(db, kr) == pytest.approx(0.6)
     assert (await progress(db, o))[0] == pytest.approx(0.6)
+
+
+async def logged_values(db: AsyncSession, kid: uuid.UUID) -> tuple[object, ...]:
+    columns = (KeyResult.confidence, KeyResult.last_check_in_at, KeyResult.score_updated_at)
+    return tuple((await db.execute(select(*columns).where(KeyResult.id == kid))).one())
+
+
+async def test_full_recalculation_refreshes_the_log_alone_without_a_score_change(
+    db: AsyncSession,
+) -> None:
+    """The leaves' statement also re-derives the check-in values (full_pass.py): a row
+    whose log values drifted but whose score did not gets them back, with no history
+    row, no event and its score's time kept."""
+    g = await GraphBuilder.create(db)
+    kr = await g.kr(await g.objective())
+    principal = system_principal(g.org_id)
+    await record_check_in(db, principal, kr, 70, confidence=8, now=MIDWAY)
+    await full_recalculation(db, g.org_id, now=MIDWAY)
+    logged = await logged_values(db, kr)
+    history = select(func.count()).select_from(ScoreHistory)
+    events = select(func.count()).select_from(OutboxEvent)
+    before = (await db.scalar(history), await db.scalar(events))
+    await db.execute(
+        text("UPDATE key_results SET confidence = 7, last_check_in_at = NULL WHERE id = :id"),
+        {"id": kr},
+    )
+    again = await full_recalculation(db, g.org_id, now=MIDWAY)
+    assert again.changes == []
+    assert logged[0] == 8
+    assert await logged_values(db, kr) == logged
+    assert (await db.scalar(history), await db.scalar(events)) == before

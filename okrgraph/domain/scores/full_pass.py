@@ -8,7 +8,9 @@ quadratic. Per level, the history's "after the subject's last record" subquery
 ran once per changed row; on an organisation whose history was empty when the
 statement was planned, PostgreSQL read it by a sequential scan per row of a
 table the same statement was filling (100k key results: 7.4 s of a 14 s pass).
-At the end the changes are one table with its true size, joined once.
+At the end the changes are one table with its true size, joined once. The
+leaves' statement refreshes the check-in driven key results from their log too,
+instead of a statement of its own before the pass that wrote each row once more.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.outbox.service import SCORE_CHANGED
+from okrgraph.domain.scores import sql
 from okrgraph.domain.scores.queries import CyclePace
 from okrgraph.domain.scores.rollup import (
     ANSWER,
+    CHANGED,
     LEVEL_IDS,
+    PACE,
     RecalcResult,
     key_results_statement,
     objectives_statement,
@@ -52,7 +57,66 @@ kept AS (
 # Level 0, by predicate rather than 100k ids sent back and forth: every key
 # result with no children to wait for.
 _LEAF_SET = "key_results WHERE org_id = CAST(:org AS uuid) AND progress_driver <> 'CHILDREN'"
-_LEAF_KEY_RESULTS = key_results_statement(f"SELECT id FROM {_LEAF_SET}", _keep("KEY_RESULT"))
+
+# The leaves' statement also re-derives the check-in driven ones' current value,
+# confidence and last check-in from the log (what service.py's refresh does for
+# the incremental path), so that a row gets one new version, not two.
+# `relogged`: only the log's values changed, no history row, no event; a stale
+# row that needed only that is left alone, as the refresh leaves it (the check-in
+# that changed it wrote them itself). A stale row whose score changed is
+# recomputed by rollup's statement, from a snapshot that has that check-in.
+_LEAF_KEY_RESULTS = f"""
+WITH {PACE},
+t AS (
+    SELECT k.id FROM key_results k
+    JOIN objectives o ON o.org_id = k.org_id AND o.id = k.objective_id
+    JOIN pace p ON p.cycle_id = o.cycle_id
+    WHERE k.org_id = CAST(:org AS uuid) AND k.progress_driver = 'CHECK_INS'
+      AND k.final_score IS NULL AND NOT p.closed
+),
+{sql.CHECK_IN_LOG},
+logged AS (SELECT latest.id, latest.value, latest.confidence, last.at
+           FROM latest JOIN last ON last.id = latest.id),
+vals AS (
+    SELECT k.id, s.value, {sql.pace_status("s.value", "p.expected", "k.stretch", "v.confidence")}
+           AS status, k.score AS old_value, k.status AS old_status, k.xmin AS version,
+           v.current_value, v.confidence, v.last_check_in_at,
+           (k.current_value IS DISTINCT FROM v.current_value
+            OR k.confidence IS DISTINCT FROM v.confidence
+            OR k.last_check_in_at IS DISTINCT FROM v.last_check_in_at) AS relogged
+    FROM key_results k
+    JOIN objectives o ON o.org_id = k.org_id AND o.id = k.objective_id
+    JOIN pace p ON p.cycle_id = o.cycle_id
+    LEFT JOIN logged ON logged.id = k.id
+    CROSS JOIN LATERAL (
+        SELECT k.kind, k.start_value, k.target_value,
+               CASE WHEN logged.id IS NULL THEN k.current_value ELSE logged.value END
+                   AS current_value,
+               CASE WHEN logged.id IS NULL THEN k.confidence ELSE logged.confidence END
+                   AS confidence,
+               CASE WHEN logged.id IS NULL THEN k.last_check_in_at ELSE logged.at END
+                   AS last_check_in_at
+    ) v
+    CROSS JOIN LATERAL (SELECT {sql.key_result_score("v")} AS value) s
+    WHERE k.org_id = CAST(:org AS uuid) AND k.progress_driver <> 'CHILDREN'
+      AND k.final_score IS NULL AND NOT p.closed
+),
+calc AS (SELECT calc.*, ({CHANGED}) AS rescored FROM vals calc),
+upd_all AS (
+    UPDATE key_results k
+    SET current_value = calc.current_value, confidence = calc.confidence,
+        last_check_in_at = calc.last_check_in_at,
+        score = CASE WHEN calc.rescored THEN calc.value ELSE k.score END,
+        status = CASE WHEN calc.rescored THEN calc.status ELSE k.status END,
+        score_updated_at = CASE WHEN calc.rescored THEN CAST(:now AS timestamptz)
+                                ELSE k.score_updated_at END
+    FROM calc
+    WHERE k.org_id = CAST(:org AS uuid) AND k.id = calc.id AND k.xmin = calc.version
+      AND (calc.rescored OR calc.relogged)
+    RETURNING k.id, calc.value, calc.status, calc.old_value, calc.old_status, calc.rescored
+),
+upd AS (SELECT id, value, status, old_value, old_status FROM upd_all WHERE rescored),
+{_keep("KEY_RESULT")}"""
 _KEY_RESULTS = key_results_statement(LEVEL_IDS, _keep("KEY_RESULT"))
 _OBJECTIVES = objectives_statement(_keep("OBJECTIVE"))
 

@@ -38,7 +38,7 @@ class RecalcResult:
     through: datetime | None = None  # the newest event consumed (its created_at)
 
 
-_PACE = """
+PACE = """
 pace AS (
     SELECT * FROM unnest(CAST(:cycle_ids AS uuid[]), CAST(:expected AS float8[]),
                          CAST(:closed AS boolean[])) AS p(cycle_id, expected, closed)
@@ -48,9 +48,7 @@ pace AS (
 LEVEL_IDS = "SELECT x AS id FROM unnest(CAST(:ids AS uuid[])) x"
 
 # A computed value differs from the row's (`calc` holds both).
-_CHANGED = (
-    f"abs(calc.value - calc.old_value) > {sql.SAME_SCORE!r} OR calc.status <> calc.old_status"
-)
+CHANGED = f"abs(calc.value - calc.old_value) > {sql.SAME_SCORE!r} OR calc.status <> calc.old_status"
 
 # Write the changed rows' history and events; return them, and (`stale`) the rows
 # that needed a change but were changed by another transaction after this
@@ -86,7 +84,7 @@ ev AS (
 ANSWER = f"""SELECT id, value, status, old_value, old_status, false AS stale FROM upd
 UNION ALL
 SELECT calc.id, calc.value, calc.status, calc.old_value, calc.old_status, true FROM calc
-WHERE ({_CHANGED}) AND calc.id NOT IN (SELECT id FROM upd)
+WHERE ({CHANGED}) AND calc.id NOT IN (SELECT id FROM upd)
 """
 
 
@@ -99,7 +97,7 @@ def key_results_statement(targets: str, record: str = record_changes("KEY_RESULT
     """Recompute the key results `targets` selects (a query of `id`s); `record` is the
     tail that follows the `upd` CTE (the changed rows' history and events, its answer)."""
     return f"""
-WITH {_PACE},
+WITH {PACE},
 t AS ({targets}),
 child AS (
     SELECT a.parent_key_result_id AS id,
@@ -129,7 +127,7 @@ upd AS (
                              score_updated_at = CAST(:now AS timestamptz)
     FROM calc
     WHERE k.org_id = CAST(:org AS uuid) AND k.id = calc.id AND k.xmin = calc.version
-      AND ({_CHANGED})
+      AND ({CHANGED})
     RETURNING k.id, calc.value, calc.status, calc.old_value, calc.old_status
 ),
 {record}
@@ -142,7 +140,7 @@ _KEY_RESULTS = key_results_statement(LEVEL_IDS)
 def objectives_statement(record: str = record_changes("OBJECTIVE")) -> str:
     """Recompute the objectives of one level (:ids); `record` as for key results."""
     return f"""
-WITH {_PACE},
+WITH {PACE},
 t AS ({LEVEL_IDS}),  -- unique ids: levels group them
 terms AS (
     SELECT k.objective_id AS oid, 'K' AS src, k.weight AS w,
@@ -178,7 +176,7 @@ upd AS (
                             score_updated_at = CAST(:now AS timestamptz)
     FROM calc
     WHERE o.org_id = CAST(:org AS uuid) AND o.id = calc.id AND o.xmin = calc.version
-      AND ({_CHANGED})
+      AND ({CHANGED})
     RETURNING o.id, calc.value, calc.status, calc.old_value, calc.old_status
 ),
 {record}

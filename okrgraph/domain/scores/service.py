@@ -23,37 +23,29 @@ from okrgraph.domain import clock
 from okrgraph.domain.kpis.service import refresh_kpis, sync_kpi_key_results
 from okrgraph.domain.messages import ScoreChange
 from okrgraph.domain.outbox.service import consume_all_pending
+from okrgraph.domain.scores import sql
 from okrgraph.domain.scores.full_pass import roll_up_all
 from okrgraph.domain.scores.queries import CyclePace, all_levels, cycle_pace, levels_above
 from okrgraph.domain.scores.rollup import RecalcResult, roll_up
 
 FULL_PASS_TIMEOUT_S = 280  # under the worker's job_timeout (300 s)
 
-# Current value, confidence and last check-in of check-in driven KRs, from the log:
-# of the KRs `{which}` narrows the organisation's to. One statement per use, never
-# "(:all OR k.id = ANY(:ids))": a generic plan of that (the incremental path forces
-# them, PostgreSQL may pick one after five runs) cannot look the ids up, and read
-# every key result of the organisation (issue 11: 262 ms at 300k KRs, 0.37 ms
-# custom). tests/domain/test_incremental_plans.py holds the incremental path to it.
-_REFRESH_FROM_CHECK_INS = """
+# Current value, confidence and last check-in of the check-in driven KRs named
+# (:ids), from the log (the full pass folds it into its leaves' statement,
+# full_pass.py). One statement per use, never "(:all OR k.id = ANY(:ids))": a
+# generic plan of that (the incremental path forces them, PostgreSQL may pick one
+# after five runs) cannot look the ids up, and read every key result of the
+# organisation (issue 11: 262 ms at 300k KRs, 0.37 ms custom).
+# tests/domain/test_incremental_plans.py holds the incremental path to it.
+_NAMED = "AND k.id = ANY(CAST(:ids AS uuid[]))"
+_REFRESH_FROM_CHECK_INS = f"""
 WITH t AS (
     SELECT k.id, k.xmin AS version FROM key_results k
     JOIN objectives o ON o.org_id = k.org_id AND o.id = k.objective_id
     WHERE k.org_id = CAST(:org AS uuid) AND k.progress_driver = 'CHECK_INS'
-      AND k.final_score IS NULL AND o.cycle_id <> ALL(CAST(:closed AS uuid[])) {which}
+      AND k.final_score IS NULL AND o.cycle_id <> ALL(CAST(:closed AS uuid[])) {_NAMED}
 ),
-latest AS (
-    SELECT DISTINCT ON (c.key_result_id) c.key_result_id AS id, c.value, c.confidence
-    FROM t JOIN check_ins c ON c.org_id = CAST(:org AS uuid) AND c.key_result_id = t.id
-    WHERE NOT EXISTS (SELECT 1 FROM check_ins s
-                      WHERE s.org_id = c.org_id AND s.supersedes_id = c.id)
-    ORDER BY c.key_result_id, c.effective_at DESC, c.recorded_at DESC, c.id DESC
-),
-last AS (
-    SELECT c.key_result_id AS id, max(c.recorded_at) AS at
-    FROM t JOIN check_ins c ON c.org_id = CAST(:org AS uuid) AND c.key_result_id = t.id
-    GROUP BY c.key_result_id
-)
+{sql.CHECK_IN_LOG}
 UPDATE key_results k
 SET current_value = latest.value, confidence = latest.confidence, last_check_in_at = last.at
 FROM latest JOIN last ON last.id = latest.id JOIN t ON t.id = latest.id
@@ -63,10 +55,6 @@ WHERE k.org_id = CAST(:org AS uuid) AND k.id = latest.id
        OR k.confidence IS DISTINCT FROM latest.confidence
        OR k.last_check_in_at IS DISTINCT FROM last.at)
 """
-_REFRESH_ALL_FROM_CHECK_INS = _REFRESH_FROM_CHECK_INS.format(which="")
-_REFRESH_SOME_FROM_CHECK_INS = _REFRESH_FROM_CHECK_INS.format(
-    which="AND k.id = ANY(CAST(:ids AS uuid[]))"
-)
 
 
 async def recalculate(
@@ -110,7 +98,6 @@ async def full_recalculation(
     # them pending after a full pass published the numbers that include them.
     consumed = await consume_all_pending(session, org_id, now)
     pace = await cycle_pace(session, org_id, now)
-    await refresh_key_result_values(session, org_id, None, pace)
     await refresh_kpis(session, org_id, None)
     await sync_kpi_key_results(session, org_id, None, pace.closed_ids)
     levels = await all_levels(session, org_id)
@@ -161,14 +148,10 @@ async def lock_scores(session: AsyncSession, org_id: uuid.UUID, *, wait: bool = 
 async def refresh_key_result_values(
     session: AsyncSession,
     org_id: uuid.UUID,
-    key_result_ids: Collection[uuid.UUID] | None,
+    key_result_ids: Collection[uuid.UUID],
     pace: CyclePace,
 ) -> None:
-    """Re-derive current value and confidence of check-in driven KRs from their log
-    (`key_result_ids` None: every one of the organisation)."""
-    params: dict[str, object] = {"org": org_id, "closed": pace.closed_ids}
-    if key_result_ids is None:
-        await session.execute(text(_REFRESH_ALL_FROM_CHECK_INS), params)
-    else:
-        params["ids"] = list(key_result_ids)
-        await session.execute(text(_REFRESH_SOME_FROM_CHECK_INS), params)
+    """Re-derive current value and confidence of the named check-in driven KRs from
+    their log."""
+    params = {"org": org_id, "closed": pace.closed_ids, "ids": list(key_result_ids)}
+    await session.execute(text(_REFRESH_FROM_CHECK_INS), params)

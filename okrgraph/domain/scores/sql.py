@@ -104,3 +104,20 @@ def pace_status(
         WHEN {pace} >= {at_risk} THEN 'AT_RISK'
         ELSE 'OFF_TRACK'
     END)"""
+
+
+# Of each key result the CTE `t` selects (its `id`s): the value and confidence of
+# the latest check-in no other supersedes (`latest`), and when the last was
+# recorded (`last`). service.py's refresh and the full pass's leaves both read them.
+CHECK_IN_LOG = """latest AS (
+    SELECT DISTINCT ON (c.key_result_id) c.key_result_id AS id, c.value, c.confidence
+    FROM t JOIN check_ins c ON c.org_id = CAST(:org AS uuid) AND c.key_result_id = t.id
+    WHERE NOT EXISTS (SELECT 1 FROM check_ins s
+                      WHERE s.org_id = c.org_id AND s.supersedes_id = c.id)
+    ORDER BY c.key_result_id, c.effective_at DESC, c.recorded_at DESC, c.id DESC
+),
+last AS (
+    SELECT c.key_result_id AS id, max(c.recorded_at) AS at
+    FROM t JOIN check_ins c ON c.org_id = CAST(:org AS uuid) AND c.key_result_id = t.id
+    GROUP BY c.key_result_id
+)"""
