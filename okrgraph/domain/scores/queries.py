@@ -94,7 +94,7 @@ SELECT kind, id, max(depth) AS depth FROM up GROUP BY kind, id
 # Every node of the organisation with children: objectives and CHILDREN-driven
 # KRs start at 1 (above any KR) and climb as above. The other key results have no
 # children: they are level 0, which a full pass selects by predicate
-# (rollup._LEAF_KEY_RESULTS) instead of listing them here.
+# (full_pass._LEAF_KEY_RESULTS) instead of listing them here.
 _ALL_LEVELS = f"""
 WITH RECURSIVE up(kind, id, depth) AS (
     SELECT 'K', id, 1 FROM key_results
