@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from okrgraph.domain import clock
 from okrgraph.domain.db import tenant_session
+from okrgraph.domain.models.enums import DeliveryStatus
 from okrgraph.domain.outbox.after_commit import unit_of_work
 
 
@@ -46,6 +47,14 @@ class RetrySchedule:
             return None
         delay = self.delays[max(attempt, 1) - 1]
         return delay * (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
+
+    def after_failure(self, attempt: int, done: datetime) -> dict[str, Any]:
+        """A row's new state after failed attempt `attempt` ended at `done`: FAILED and
+        due again after the delay, or GAVE_UP once the schedule is used up."""
+        delay = self.after(attempt)
+        if delay is None:
+            return {"status": DeliveryStatus.GAVE_UP}
+        return {"status": DeliveryStatus.FAILED, "next_attempt_at": done + delay}
 
 
 ClaimT = TypeVar("ClaimT")

@@ -293,14 +293,15 @@ async def record_outcome(
         counts.succeeded += 1
         values = {"status": DeliveryStatus.SUCCEEDED, "sent_at": done, "last_error": None}
     else:
-        delay = None if outcome.final else SCHEDULE.after(claim.attempt)
         values = {"last_error": outcome.error[:ERROR_CHARS]}
-        if delay is None:
-            counts.gave_up += 1
+        if outcome.final:
             values["status"] = DeliveryStatus.GAVE_UP
         else:
+            values |= SCHEDULE.after_failure(claim.attempt, done)
+        if values["status"] is DeliveryStatus.GAVE_UP:
+            counts.gave_up += 1
+        else:
             counts.failed += 1
-            values |= {"status": DeliveryStatus.FAILED, "next_attempt_at": done + delay}
     await session.execute(
         update(NotificationSend)
         .where(

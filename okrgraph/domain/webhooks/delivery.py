@@ -322,21 +322,20 @@ async def record_outcome(
         )
         await _update_endpoint(session, claim, failure_count=0)
         return
-    delay = SCHEDULE.after(claim.attempt)
     last_error = outcome.error or f"HTTP {outcome.response_status}"
-    if delay is None:
+    fields = SCHEDULE.after_failure(claim.attempt, done)
+    gave_up = fields["status"] is DeliveryStatus.GAVE_UP
+    if gave_up:
         counts.gave_up += 1
-        fields: dict[str, Any] = {"status": DeliveryStatus.GAVE_UP}
     else:
         counts.failed += 1
-        fields = {"status": DeliveryStatus.FAILED, "next_attempt_at": done + delay}
     await _update_delivery(
         session, claim, response_status=outcome.response_status, last_error=last_error, **fields
     )
     failures = await _update_endpoint(
         session, claim, failure_count=WebhookEndpoint.failure_count + 1
     )
-    if delay is None and failures is not None and failures >= FAILURES_TO_DISABLE:
+    if gave_up and failures is not None and failures >= FAILURES_TO_DISABLE:
         if await disable_endpoint(session, claim.org_id, claim.endpoint_id, failures, done):
             counts.disabled.append(claim.endpoint_id)
 
