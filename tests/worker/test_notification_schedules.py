@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import event, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from okrgraph.domain.db import tenant_session
 from okrgraph.domain.models import Notification, NotificationSend, Person
@@ -33,6 +30,7 @@ from okrgraph.domain.notifications.sending import send_due
 from okrgraph.domain.outbox.after_commit import unit_of_work
 from okrgraph.worker.jobs.notification_schedules import notification_schedules
 from tests import factories as f
+from tests.api.statements import statements_on
 from tests.worker.conftest import Committed
 from tests.worker.test_notification_sending import (  # noqa: F401 (fixtures)
     MailSink,
@@ -210,20 +208,6 @@ async def test_the_weekly_digest_goes_once_a_week_with_what_moved_and_what_is_at
     assert len(await inbox(committed, org, K.WEEKLY_DIGEST)) == 6
 
 
-@contextmanager
-def counted(engine: AsyncEngine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
-
-
 async def add_people(sm: async_sessionmaker[AsyncSession], org: Org, n: int) -> None:
     """`n` more people, each with an objective at risk, a key result and a team's KPI."""
     async with tenant_session(sm, org.id) as s:
@@ -244,7 +228,7 @@ async def add_people(sm: async_sessionmaker[AsyncSession], org: Org, n: int) -> 
 
 
 async def digest_statements(committed: Committed, org: Org, now: datetime) -> tuple[int, int]:
-    with counted(committed.engine) as seen:
+    with statements_on(committed.engine) as seen:
         async with unit_of_work(committed.sessionmaker, org.id) as session:
             new = await send_weekly_digest(session, org.id, now)
     return len(seen), new
