@@ -9,7 +9,8 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -75,7 +76,7 @@ class Serve:
     def __init__(self, port: int, env: dict[str, str], workers: int = 1) -> None:
         self.lines: list[str] = []
         self.started = threading.Event()
-        self.workers = workers
+        self.port, self.workers = port, workers
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -121,30 +122,50 @@ def serving() -> Iterator[list[Serve]]:
 
 
 CHECK_IN = """mutation($input: CheckInInput!) { checkIn(input: $input) { __typename } }"""
-KEY_RESULT = "{ objectives(first: 1) { nodes { keyResults(first: 1) { nodes { id } } } } }"
+# Key results a check-in may move: driven by check-ins, in an open cycle (which
+# objective comes first is up to the ids the seed drew).
+KEY_RESULTS = """{ objectives(first: 50) { nodes { cycle { state }
+    keyResults(first: 20) { nodes { id progressDriver state } } } } }"""
 
 
-async def test_serve_runs_without_redis(
-    okr_env: dict[str, str], servers: Any, serving: list[Serve]
-) -> None:
+@asynccontextmanager
+async def demo_served(
+    okr_env: dict[str, str], servers: Any, serving: list[Serve], workers: int = 1
+) -> AsyncIterator[tuple[str, str, Serve]]:
+    """A migrated, seeded empty database served by a real `okr serve` with no Redis:
+    (its URL, the demo admin token, the server)."""
     async with empty_database(servers.postgres_url) as url:
         env = {**okr_env, "DATABASE_URL": url}
         assert (await okr("migrate", env=env))[0] == 0
         code, out = await okr("seed", env=env)
         assert code == 0, out
         token = out.split("admin token (shown once): ", 1)[1].split()[0]
-        port = free_port()
-        run = Serve(port, {**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+        run = Serve(
+            free_port(), {**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, workers=workers
+        )
         serving.append(run)
         assert run.started.wait(START_TIMEOUT_S), "\n".join(run.lines)
         assert run.proc.poll() is None, "\n".join(run.lines)
-        base = f"http://127.0.0.1:{port}"
+        yield url, token, run
+
+
+async def test_serve_runs_without_redis(
+    okr_env: dict[str, str], servers: Any, serving: list[Serve]
+) -> None:
+    async with demo_served(okr_env, servers, serving) as (url, token, run):
+        base = f"http://127.0.0.1:{run.port}"
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             assert (await client.get("/healthz")).status_code == 200
             assert (await client.get("/readyz")).status_code == 503  # no Redis
             auth = {"Authorization": f"Bearer {token}"}
-            found = await client.post("/graphql", json={"query": KEY_RESULT}, headers=auth)
-            kr = found.json()["data"]["objectives"]["nodes"][0]["keyResults"]["nodes"][0]["id"]
+            found = await client.post("/graphql", json={"query": KEY_RESULTS}, headers=auth)
+            kr = next(
+                k["id"]
+                for o in found.json()["data"]["objectives"]["nodes"]
+                if o["cycle"]["state"] == "ACTIVE"
+                for k in o["keyResults"]["nodes"]
+                if k["progressDriver"] == "CHECK_INS" and k["state"] == "ACTIVE"
+            )
             variables = {"input": {"keyResultId": kr, "value": 1}}
             response = await client.post(
                 "/graphql", json={"query": CHECK_IN, "variables": variables}, headers=auth
@@ -157,22 +178,12 @@ async def test_serve_runs_without_redis(
 async def test_serve_with_two_workers_answers_from_both_processes(
     okr_env: dict[str, str], servers: Any, serving: list[Serve]
 ) -> None:
-    async with empty_database(servers.postgres_url) as url:
-        env = {**okr_env, "DATABASE_URL": url}
-        assert (await okr("migrate", env=env))[0] == 0
-        code, out = await okr("seed", env=env)
-        assert code == 0, out
-        token = out.split("admin token (shown once): ", 1)[1].split()[0]
-        port = free_port()
-        run = Serve(port, {**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}, workers=2)
-        serving.append(run)
-        assert run.started.wait(START_TIMEOUT_S), "\n".join(run.lines)
-        assert run.proc.poll() is None, "\n".join(run.lines)
+    async with demo_served(okr_env, servers, serving, workers=2) as (_, token, run):
         workers = {line.rsplit("[", 1)[1].rstrip("]") for line in run.lines
                    if "Started server process [" in line}  # fmt: skip
         assert len(workers) == 2, "\n".join(run.lines)
         auth = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{run.port}", timeout=10) as client:
             answers = await asyncio.gather(*(
                 client.post("/graphql", json={"query": "{ organization { name } }"}, headers=auth)
                 for _ in range(20)
