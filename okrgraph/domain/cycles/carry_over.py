@@ -4,35 +4,35 @@ Each missed objective is copied with its unfinished key results (per
 `CarryOverPolicy`), the alignments that still make sense from the next cycle,
 and its links to KPIs that are not archived. The copies keep a
 `carried_over_from_id` to what they continue.
+
+Set-based: a constant number of statements (INSERT ... SELECT), whatever the
+number of copies; the copies' ids are drawn by PostgreSQL. The copied
+objectives are passed from statement to statement as two arrays (old ids, new
+ids); a copied key result is found as a key result of a copy.
 """
 
 from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import scoring
 from okrgraph.domain.auth.tokens import Principal
 from okrgraph.domain.cycles.service import get_cycle
 from okrgraph.domain.key_results.definitions import check_target
-from okrgraph.domain.kpis.catalog import link_kpi
-from okrgraph.domain.models import (
-    Alignment,
-    CheckIn,
-    Cycle,
-    KeyResult,
-    Kpi,
-    KpiLink,
-    Objective,
-)
-from okrgraph.domain.models.enums import KeyResultDriver, ObjectiveState
+from okrgraph.domain.kpis.catalog import KPI_LINKED
+from okrgraph.domain.models import Cycle
+from okrgraph.domain.models.enums import KeyResultKind
+from okrgraph.domain.outbox.after_commit import AfterCommit
+from okrgraph.domain.outbox.jobs import Dispatch, Recalculation
 from okrgraph.domain.scores.queries import org_timezone
+from okrgraph.domain.validation import MAX_ABS_NUMBER
 
 DONE = 1.0 - 1e-9  # a key result at (about) 1.0 is finished and not carried over
 
@@ -45,129 +45,222 @@ class CarryOverPolicy(enum.Enum):
 
 @dataclass(frozen=True)
 class CarriedOver:
-    """The copies made, keyed by the id of the row each one continues."""
+    """The copies made: each objective copy's id by the id it continues, and the ids
+    of the key result copies."""
 
-    objectives: dict[uuid.UUID, Objective]
-    key_results: dict[uuid.UUID, KeyResult]
+    objectives: dict[uuid.UUID, uuid.UUID]
+    key_results: list[uuid.UUID]
+
+
+# The copied objectives, old id -> new id (the arrays :old and :new).
+_COPIES = "copies AS (SELECT * FROM unnest(CAST(:old AS uuid[]), CAST(:new AS uuid[])) AS c(old_id, new_id))"  # noqa: E501
+# Their copied key results, old id -> new id.
+_KR_COPIES = """kr_copies AS (
+    SELECT k.carried_over_from_id AS old_id, k.id AS new_id FROM key_results k
+    WHERE k.org_id = CAST(:org AS uuid) AND k.objective_id = ANY(CAST(:new AS uuid[]))
+)"""
+
+# The cycle's MISSED objectives (graded just before) into the next cycle, ACTIVE.
+_COPY_OBJECTIVES = """
+WITH copied AS (
+    INSERT INTO objectives (org_id, id, cycle_id, title, description, level, owner_team_id,
+                            owner_person_id, state, progress_driver, status, progress,
+                            carried_over_from_id)
+    SELECT org_id, gen_random_uuid(), CAST(:next AS uuid), title, description, level,
+           owner_team_id, owner_person_id, 'ACTIVE', progress_driver, 'NOT_STARTED', 0, id
+    FROM objectives
+    WHERE org_id = CAST(:org AS uuid) AND cycle_id = CAST(:cycle AS uuid) AND state = 'MISSED'
+    RETURNING carried_over_from_id, id
+)
+SELECT carried_over_from_id, id FROM copied
+"""
+
+# The key results to copy: of a copied objective, counting, not finished; with the
+# start they take (REBASELINE: the old current value) and whether their value goes on.
+_TO_COPY = f"""
+{_COPIES},
+to_copy AS (
+    SELECT k.*, c.new_id AS objective_copy_id, gen_random_uuid() AS copy_id,
+           CASE WHEN CAST(:rebaseline AS boolean) AND k.current_value IS NOT NULL
+                THEN k.current_value ELSE k.start_value END AS new_start,
+           (CAST(:remainder AS boolean) AND k.current_value IS NOT NULL
+            AND k.progress_driver = 'CHECK_INS') AS carries_value
+    FROM key_results k JOIN copies c ON c.old_id = k.objective_id
+    WHERE k.org_id = CAST(:org AS uuid) AND k.state <> 'CANCELLED'
+      AND k.score < CAST(:done AS float8)
+)"""
+
+# key_results.definitions.check_target in SQL (a kind, its start and target): the
+# first rows that may break it, by creation, for check_target itself to judge.
+_TARGETS_TO_CHECK = f"""
+WITH {_TO_COPY.strip()}
+SELECT kind, new_start, target_value FROM to_copy
+WHERE kind <> 'MILESTONE' AND (
+    target_value IS NULL OR NOT abs(target_value) <= CAST(:max_abs AS float8)
+    OR (kind = 'INCREASE' AND NOT target_value > new_start)
+    OR (kind = 'DECREASE' AND NOT target_value < new_start))
+ORDER BY created_at, id
+LIMIT 10
+"""
+
+# The copies, and for those whose value goes on (CARRY_REMAINDER, a check-in driven
+# key result with a value) a check-in of that value at the next cycle's start
+# (:effective_at, never in the future) and the value on the copy.
+_COPY_KEY_RESULTS = f"""
+WITH {_TO_COPY.strip()},
+copied AS (
+    INSERT INTO key_results (org_id, id, objective_id, title, owner_person_id, kind, unit,
+                             start_value, target_value, current_value, weight,
+                             progress_driver, stretch, state, score, status, confidence,
+                             carried_over_from_id, last_check_in_at)
+    SELECT org_id, copy_id, objective_copy_id, title, owner_person_id, kind, unit, new_start,
+           target_value, CASE WHEN carries_value THEN current_value END, weight,
+           progress_driver, stretch, 'ACTIVE', 0, 'NOT_STARTED',
+           CASE WHEN carries_value THEN confidence END, id,
+           CASE WHEN carries_value THEN CAST(:now AS timestamptz) END
+    FROM to_copy
+),
+checked_in AS (
+    INSERT INTO check_ins (org_id, id, key_result_id, value, confidence, comment,
+                           author_person_id, effective_at, recorded_at)
+    SELECT org_id, gen_random_uuid(), copy_id, current_value, confidence, CAST(:comment AS text),
+           CAST(:author AS uuid), CAST(:effective_at AS timestamptz), CAST(:now AS timestamptz)
+    FROM to_copy WHERE carries_value
+)
+SELECT copy_id FROM to_copy
+"""
+
+# A copy supports its parent's copy when the parent (an objective or a key result) was
+# carried over too, or the same parent when that lives in a cycle containing the next
+# one (:reachable) and not in the closing cycle; else nothing.
+_COPY_ALIGNMENTS = f"""
+WITH {_COPIES}, {_KR_COPIES},
+edges AS (
+    SELECT a.org_id, a.weight, a.contributes, a.parent_objective_id, a.parent_key_result_id,
+           child.new_id AS child_copy_id, parent.new_id AS parent_copy_id,
+           kr.new_id AS kr_copy_id, coalesce(po.cycle_id, pko.cycle_id) AS parent_cycle_id
+    FROM alignments a
+    JOIN copies child ON child.old_id = a.child_objective_id
+    LEFT JOIN copies parent ON parent.old_id = a.parent_objective_id
+    LEFT JOIN kr_copies kr ON kr.old_id = a.parent_key_result_id
+    LEFT JOIN objectives po ON po.org_id = a.org_id AND po.id = a.parent_objective_id
+    LEFT JOIN key_results pk ON pk.org_id = a.org_id AND pk.id = a.parent_key_result_id
+    LEFT JOIN objectives pko ON pko.org_id = pk.org_id AND pko.id = pk.objective_id
+    WHERE a.org_id = CAST(:org AS uuid)
+)
+INSERT INTO alignments (org_id, id, child_objective_id, parent_objective_id,
+                        parent_key_result_id, weight, contributes)
+SELECT org_id, gen_random_uuid(), child_copy_id,
+       coalesce(parent_copy_id, parent_objective_id),
+       CASE WHEN parent_copy_id IS NULL THEN coalesce(kr_copy_id, parent_key_result_id) END,
+       weight, contributes
+FROM edges
+WHERE parent_copy_id IS NOT NULL OR kr_copy_id IS NOT NULL
+   OR (parent_cycle_id <> CAST(:cycle AS uuid)
+       AND parent_cycle_id = ANY(CAST(:reachable AS uuid[])))
+"""
+
+# The copies follow the same (not archived) KPIs, as kpis.catalog.link_kpi links them
+# (the closing admin may): the link, its audit entry, and for a key result the event
+# asking for its value from the KPI (a KPI-driven key result keeps following it).
+_COPY_KPI_LINKS = f"""
+WITH {_COPIES}, {_KR_COPIES},
+links AS (
+    SELECT l.kpi_id, kr.new_id AS key_result_id, o.new_id AS objective_id
+    FROM kpi_links l
+    JOIN kpis p ON p.org_id = l.org_id AND p.id = l.kpi_id AND p.archived_at IS NULL
+    LEFT JOIN kr_copies kr ON kr.old_id = l.key_result_id
+    LEFT JOIN copies o ON o.old_id = l.objective_id
+    WHERE l.org_id = CAST(:org AS uuid) AND (kr.new_id IS NOT NULL OR o.new_id IS NOT NULL)
+),
+linked AS (
+    INSERT INTO kpi_links (org_id, id, kpi_id, key_result_id, objective_id)
+    SELECT CAST(:org AS uuid), gen_random_uuid(), kpi_id, key_result_id, objective_id
+    FROM links
+),
+audited AS (
+    INSERT INTO audit_entries (org_id, id, actor_person_id, actor_token_id, action,
+                               subject_type, subject_id, changes)
+    SELECT CAST(:org AS uuid), gen_random_uuid(), CAST(:person AS uuid),
+           CAST(:token AS uuid), CAST(:action AS text), 'KPI', kpi_id,
+           jsonb_build_object('key_result_id', key_result_id, 'objective_id', objective_id)
+    FROM links
+),
+announced AS (
+    INSERT INTO outbox_events (org_id, id, type, subject_type, subject_id, payload)
+    SELECT CAST(:org AS uuid), gen_random_uuid(), CAST(:action AS text), 'KPI', kpi_id,
+           jsonb_build_object(
+               'kpi_id', kpi_id::text, 'key_result_id', key_result_id::text,
+               'recalc', jsonb_build_object('key_results', jsonb_build_array(key_result_id::text))
+           )
+    FROM links WHERE key_result_id IS NOT NULL
+)
+SELECT count(*) FILTER (WHERE key_result_id IS NOT NULL) FROM links
+"""
 
 
 async def carry_over(
     session: AsyncSession,
     principal: Principal,
-    graded: Sequence[Objective],
-    key_results: Sequence[KeyResult],
     policy: CarryOverPolicy,
     cycle: Cycle,
     next_cycle: Cycle,
     now: datetime,
 ) -> CarriedOver:
-    """Copy the MISSED among the graded objectives into `next_cycle` (none under
-    CLOSE_AS_MISSED), with their unfinished key results, alignments and KPI links."""
-    carried = [o for o in graded if o.state is ObjectiveState.MISSED]
+    """Copy the cycle's MISSED objectives (graded just before) into `next_cycle` (none
+    under CLOSE_AS_MISSED), with their unfinished key results, alignments and KPI links."""
     if policy is CarryOverPolicy.CLOSE_AS_MISSED:
-        carried = []
-    copies = await _copy_objectives(session, principal, carried, next_cycle)
-    kr_copies = await _copy_key_results(
-        session, principal, key_results, copies, policy, cycle, next_cycle, now
+        return CarriedOver(objectives={}, key_results=[])
+    org = principal.org_id
+    rows = await session.execute(
+        text(_COPY_OBJECTIVES), {"org": org, "cycle": cycle.id, "next": next_cycle.id}
     )
-    await _copy_alignments(session, principal, cycle, next_cycle, copies, kr_copies)
-    await _copy_kpi_links(session, principal, copies, kr_copies)
+    copies: dict[uuid.UUID, uuid.UUID] = {row[0]: row[1] for row in rows}
+    if not copies:
+        return CarriedOver(objectives={}, key_results=[])
+    ids = {"org": org, "old": list(copies), "new": list(copies.values())}
+    kr_copies = await _copy_key_results(session, principal, ids, policy, cycle, next_cycle, now)
+    reachable = await _enclosing_cycles(session, next_cycle)
+    await session.execute(
+        text(_COPY_ALIGNMENTS), {**ids, "cycle": cycle.id, "reachable": list(reachable)}
+    )
+    await _copy_kpi_links(session, principal, ids)
     return CarriedOver(objectives=copies, key_results=kr_copies)
-
-
-async def _copy_objectives(
-    session: AsyncSession, principal: Principal, carried: Sequence[Objective], next_cycle: Cycle
-) -> dict[uuid.UUID, Objective]:
-    """Copies of valid rows, built directly: one batched INSERT rather than a service
-    call each (a service call per copy made closing 1,000 objectives take ~40 s). The
-    close's own audit entry and event carry what was copied."""
-    copies = {
-        old.id: Objective(
-            org_id=principal.org_id,
-            id=uuid.uuid4(),
-            cycle_id=next_cycle.id,
-            title=old.title,
-            description=old.description,
-            level=old.level,
-            owner_team_id=old.owner_team_id,
-            owner_person_id=old.owner_person_id,
-            progress_driver=old.progress_driver,
-            state=ObjectiveState.ACTIVE,
-            carried_over_from_id=old.id,
-        )
-        for old in carried
-    }
-    session.add_all(copies.values())
-    await session.flush()
-    return copies
 
 
 async def _copy_key_results(
     session: AsyncSession,
     principal: Principal,
-    key_results: Sequence[KeyResult],
-    copies: dict[uuid.UUID, Objective],
+    ids: dict[str, Any],
     policy: CarryOverPolicy,
     cycle: Cycle,
     next_cycle: Cycle,
     now: datetime,
-) -> dict[uuid.UUID, KeyResult]:
+) -> list[uuid.UUID]:
     """Copies of the carried objectives' unfinished key results, per policy."""
     tz = await org_timezone(session, principal.org_id)
     next_start, _ = scoring.cycle_bounds(next_cycle.starts_on, next_cycle.ends_on, tz)
-    kr_copies: dict[uuid.UUID, KeyResult] = {}
-    check_ins: list[CheckIn] = []
-    for old in key_results:
-        if old.objective_id not in copies or old.score >= DONE:
-            continue
-        start = old.start_value
-        if policy is CarryOverPolicy.REBASELINE and old.current_value is not None:
-            start = old.current_value
-        check_target(old.kind, start, old.target_value)  # a rebaselined start, too
-        new = KeyResult(
-            org_id=principal.org_id,
-            id=uuid.uuid4(),
-            objective_id=copies[old.objective_id].id,
-            title=old.title,
-            kind=old.kind,
-            unit=old.unit,
-            start_value=start,
-            target_value=old.target_value,
-            weight=old.weight,
-            owner_person_id=old.owner_person_id,
-            progress_driver=old.progress_driver,
-            stretch=old.stretch,
-            carried_over_from_id=old.id,
-        )
-        kr_copies[old.id] = new
-        carry_value = (
-            policy is CarryOverPolicy.CARRY_REMAINDER
-            and old.current_value is not None
-            and old.progress_driver is KeyResultDriver.CHECK_INS
-        )
-        if carry_value:
+    params = {
+        **ids,
+        "rebaseline": policy is CarryOverPolicy.REBASELINE,
+        "remainder": policy is CarryOverPolicy.CARRY_REMAINDER,
+        "done": DONE,
+    }
+    suspects = await session.execute(text(_TARGETS_TO_CHECK), {**params, "max_abs": MAX_ABS_NUMBER})
+    for kind, start, target in suspects:
+        check_target(KeyResultKind(kind), start, target)  # a rebaselined start, too
+    rows = await session.execute(
+        text(_COPY_KEY_RESULTS),
+        {
+            **params,
+            "now": now,
             # at the next cycle's start, unless that is still ahead (no future check-ins)
-            effective_at = min(next_start, now)
-            check_ins.append(
-                CheckIn(
-                    org_id=principal.org_id,
-                    id=uuid.uuid4(),
-                    key_result_id=new.id,
-                    value=old.current_value,
-                    confidence=old.confidence,
-                    comment=f"Carried over from {cycle.name}",
-                    author_person_id=principal.person_id,
-                    effective_at=effective_at,
-                    recorded_at=now,
-                )
-            )
-            new.current_value, new.confidence = old.current_value, old.confidence
-            new.last_check_in_at = now
-    session.add_all(kr_copies.values())
-    await session.flush()  # the key results before the check-ins that reference them
-    session.add_all(check_ins)
-    await session.flush()
-    return kr_copies
+            "effective_at": min(next_start, now),
+            "comment": f"Carried over from {cycle.name}",
+            "author": principal.person_id,
+        },
+    )
+    return list(rows.scalars())
 
 
 async def _enclosing_cycles(session: AsyncSession, cycle: Cycle) -> set[uuid.UUID]:
@@ -180,88 +273,19 @@ async def _enclosing_cycles(session: AsyncSession, cycle: Cycle) -> set[uuid.UUI
     return out
 
 
-async def _copy_alignments(
-    session: AsyncSession,
-    principal: Principal,
-    cycle: Cycle,
-    next_cycle: Cycle,
-    copies: dict[uuid.UUID, Objective],
-    kr_copies: dict[uuid.UUID, KeyResult],
-) -> None:
-    """A copy supports its parent's copy when the parent was carried over too, or the
-    same parent when that lives in a cycle containing the next one; else nothing."""
-    if not copies:
-        return
-    reachable = await _enclosing_cycles(session, next_cycle)
-    edges = (
+async def _copy_kpi_links(session: AsyncSession, principal: Principal, ids: dict[str, Any]) -> None:
+    events = (
         await session.execute(
-            select(Alignment, Objective.cycle_id)
-            .join(
-                KeyResult,
-                KeyResult.id == Alignment.parent_key_result_id,
-                isouter=True,
-            )
-            .join(
-                Objective,
-                Objective.id.in_([Alignment.parent_objective_id, KeyResult.objective_id]),
-            )
-            .where(Alignment.child_objective_id.in_(list(copies)))
-            .order_by(Alignment.created_at, Alignment.id)
+            text(_COPY_KPI_LINKS),
+            {
+                **ids,
+                "person": principal.person_id,
+                "token": principal.token_id,
+                "action": KPI_LINKED,
+            },
         )
-    ).all()
-    for edge, parent_cycle_id in edges:
-        parent_objective_id, parent_kr_id = edge.parent_objective_id, edge.parent_key_result_id
-        if parent_objective_id in copies:
-            parent_objective_id = copies[parent_objective_id].id
-        elif parent_kr_id in kr_copies:
-            parent_kr_id = kr_copies[parent_kr_id].id
-        elif parent_cycle_id == cycle.id or parent_cycle_id not in reachable:
-            continue
-        session.add(
-            Alignment(
-                org_id=principal.org_id,
-                id=uuid.uuid4(),
-                child_objective_id=copies[edge.child_objective_id].id,
-                parent_objective_id=parent_objective_id,
-                parent_key_result_id=parent_kr_id,
-                weight=edge.weight,
-                contributes=edge.contributes,
-            )
-        )
-    await session.flush()
-
-
-async def _copy_kpi_links(
-    session: AsyncSession,
-    principal: Principal,
-    copies: dict[uuid.UUID, Objective],
-    kr_copies: dict[uuid.UUID, KeyResult],
-) -> None:
-    """The copies follow the same (not archived) KPIs: a KPI-driven key result's value
-    keeps coming from its KPI, and an objective keeps its health metrics."""
-    if not copies:
-        return
-    links = (
-        await session.execute(
-            select(KpiLink)
-            .join(Kpi, Kpi.id == KpiLink.kpi_id)
-            .where(
-                or_(
-                    KpiLink.key_result_id.in_(list(kr_copies)),
-                    KpiLink.objective_id.in_(list(copies)),
-                ),
-                Kpi.archived_at.is_(None),
-            )
-            .order_by(KpiLink.id)
-        )
-    ).scalars()
-    for link in list(links):
-        new_kr = kr_copies.get(link.key_result_id) if link.key_result_id else None
-        new_objective = copies.get(link.objective_id) if link.objective_id else None
-        await link_kpi(
-            session,
-            principal,
-            link.kpi_id,
-            key_result_id=new_kr.id if new_kr else None,
-            objective_id=new_objective.id if new_objective else None,
-        )
+    ).scalar_one()
+    if events:  # what emit() asks after commit for each such event (outbox.service)
+        buffer = AfterCommit.of(session)
+        buffer.request(Recalculation(principal.org_id))
+        buffer.request(Dispatch(principal.org_id))

@@ -14,6 +14,7 @@ what a real run does.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -37,11 +38,16 @@ from okrgraph.domain.errors import Conflict, ErrorCode, NotFound
 from okrgraph.domain.models import Cycle
 from okrgraph.domain.models.enums import CycleState, Outcome, SubjectType
 from okrgraph.domain.objectives.service import OBJECTIVE_CHANGED
+from okrgraph.domain.outbox.after_commit import AfterCommit
 from okrgraph.domain.outbox.service import emit, recalc_payload
 from okrgraph.domain.scores.rollup import RecalcResult
 from okrgraph.domain.scores.service import full_recalculation
 
 CYCLE_CLOSED = "cycle.closed"
+# The phases of a close, in order (its progress).
+RECALCULATING, GRADING, CARRYING_OVER, REFLECTING, ANNOUNCING = (
+    "RECALCULATING", "GRADING", "CARRYING_OVER", "REFLECTING", "ANNOUNCING",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,15 @@ class Closing:
         )
 
 
+# What a close reports as it goes (the worker's job keeps it for the API): the phase
+# it enters and the counts known so far.
+Progress = Callable[[str, dict[str, int]], Awaitable[None]]
+
+
+async def _no_progress(phase: str, counts: dict[str, int]) -> None:
+    return None
+
+
 async def close_cycle(
     session: AsyncSession,
     principal: Principal,
@@ -111,20 +126,28 @@ async def close_cycle(
     carry_over: CarryOverPolicy = CarryOverPolicy.CARRY_REMAINDER,
     next_cycle_id: uuid.UUID | None = None,
     now: datetime | None = None,
+    progress: Progress = _no_progress,
 ) -> Closing:
-    """Close the cycle; with `dry_run`, return the same plan and write nothing."""
+    """Close the cycle; with `dry_run`, return the same plan and write nothing (nor ask
+    anything after commit)."""
     require_admin(principal)
     now = now or clock.now()
+    buffer = AfterCommit.of(session)
+    mark = buffer.mark()
     savepoint = await session.begin_nested()
     try:
-        closing = await _close(session, principal, cycle_id, carry_over, next_cycle_id, now)
+        closing = await _close(
+            session, principal, cycle_id, carry_over, next_cycle_id, now, progress
+        )
     except BaseException:
         await savepoint.rollback()
+        buffer.rollback_to(mark)
         raise
     if not dry_run:
         await savepoint.commit()
         return closing
     await savepoint.rollback()
+    buffer.rollback_to(mark)
     planned = [replace(g, carried_over_to_id=None) for g in closing.objectives]
     return replace(closing, dry_run=True, objectives=planned)
 
@@ -136,21 +159,30 @@ async def _close(
     policy: CarryOverPolicy,
     next_cycle_id: uuid.UUID | None,
     now: datetime,
+    progress: Progress,
 ) -> Closing:
     cycle = await _locked_cycle(session, cycle_id)
     _check_closable(cycle)
     next_cycle = await next_cycle_for(session, principal, cycle, next_cycle_id)
     # The frozen numbers are what a full recalculation gives now: every committed
     # change included, pending or not, and nothing the incremental path missed.
+    await progress(RECALCULATING, {})
     current = await full_recalculation(session, principal.org_id, now=now)
 
-    objectives, key_results = await freeze_and_grade(session, cycle.id)
-    carried = await carry_over(
-        session, principal, objectives, key_results, policy, cycle, next_cycle, now
-    )
-    grades = grades_of(objectives, carried.objectives)
+    await progress(GRADING, {})
+    graded, key_results_frozen = await freeze_and_grade(session, principal.org_id, cycle.id)
+    counts = {"objectives_graded": len(graded), "key_results_frozen": key_results_frozen}
+    await progress(CARRYING_OVER, counts)
+    carried = await carry_over(session, principal, policy, cycle, next_cycle, now)
+    counts |= {
+        "objectives_carried_over": len(carried.objectives),
+        "key_results_carried_over": len(carried.key_results),
+    }
+    await progress(REFLECTING, counts)
+    grades = grades_of(graded, carried.objectives)
     await write_reflections(session, principal, cycle.id, grades)
 
+    await progress(ANNOUNCING, counts)
     cycle.state = CycleState.CLOSED
     cycle.closed_at = now
     closing = Closing(
@@ -158,7 +190,7 @@ async def _close(
         dry_run=False,
         next_cycle_name=next_cycle.name,
         objectives=grades,
-        key_results_frozen=len(key_results),
+        key_results_frozen=key_results_frozen,
         objectives_carried_over=len(carried.objectives),
         key_results_carried_over=len(carried.key_results),
     )
@@ -209,8 +241,8 @@ async def _announce(
             subject_id=next_cycle.id,
             payload={
                 "recalc": recalc_payload(
-                    key_result_ids=[k.id for k in kr_copies.values()],
-                    objective_ids=[c.id for c in copies.values()],
+                    key_result_ids=kr_copies,
+                    objective_ids=copies.values(),
                     written=[c.to_json() for c in current.changes],
                 )
             },

@@ -1,6 +1,8 @@
 """Grading a closing cycle: freeze the final scores, grade each objective, and
 keep a reflection per graded objective (ACHIEVED at 0.7, the good stretch
 result, else MISSED; CARRIED_OVER when a copy continues it in the next cycle).
+
+Set-based: one statement each, whatever the cycle's size.
 """
 
 from __future__ import annotations
@@ -9,13 +11,58 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.auth.tokens import Principal
-from okrgraph.domain.models import KeyResult, Objective, Reflection
-from okrgraph.domain.models.enums import KeyResultState, ObjectiveState, Outcome
-from okrgraph.domain.objectives.reflections import achieved
+from okrgraph.domain.models.enums import ObjectiveState, Outcome
+from okrgraph.domain.objectives.reflections import SUCCESS
+
+# reflections.achieved() in SQL: the same float comparison, score >= SUCCESS - 1e-9.
+_ACHIEVED_FROM = SUCCESS - 1e-9
+
+# The cycle's objectives that get a grade (neither DRAFT nor CANCELLED) take their
+# progress as final score and ACHIEVED or MISSED; in the order of the summary.
+_GRADE_OBJECTIVES = """
+WITH graded AS (
+    UPDATE objectives
+    SET final_score = progress,
+        state = CASE WHEN progress >= :achieved THEN 'ACHIEVED' ELSE 'MISSED' END,
+        updated_at = now()
+    WHERE org_id = CAST(:org AS uuid) AND cycle_id = CAST(:cycle AS uuid)
+      AND state NOT IN ('DRAFT', 'CANCELLED')
+    RETURNING id, title, progress, state, created_at
+)
+SELECT id, title, progress, state FROM graded ORDER BY created_at, id
+"""
+
+# Their key results that count (not cancelled) keep their score as final; how many.
+_FREEZE_KEY_RESULTS = """
+WITH counted AS (
+    SELECT k.id, k.score FROM key_results k
+    JOIN objectives o ON o.org_id = k.org_id AND o.id = k.objective_id
+    WHERE o.org_id = CAST(:org AS uuid) AND o.cycle_id = CAST(:cycle AS uuid)
+      AND o.state IN ('ACHIEVED', 'MISSED') AND k.state <> 'CANCELLED'
+),
+frozen AS (
+    UPDATE key_results k SET final_score = c.score, updated_at = now()
+    FROM counted c
+    WHERE k.org_id = CAST(:org AS uuid) AND k.id = c.id
+      AND k.final_score IS DISTINCT FROM c.score
+)
+SELECT count(*) FROM counted
+"""
+
+# One reflection per graded objective; an existing one keeps its texts.
+_WRITE_REFLECTIONS = """
+INSERT INTO reflections (org_id, id, objective_id, cycle_id, final_score, outcome)
+SELECT CAST(:org AS uuid), gen_random_uuid(), g.objective_id, CAST(:cycle AS uuid),
+       g.final_score, g.outcome
+FROM unnest(CAST(:ids AS uuid[]), CAST(:scores AS float8[]), CAST(:outcomes AS text[]))
+     AS g(objective_id, final_score, outcome)
+ON CONFLICT (org_id, objective_id)
+DO UPDATE SET final_score = excluded.final_score, outcome = excluded.outcome
+"""
 
 
 @dataclass(frozen=True)
@@ -27,28 +74,35 @@ class ObjectiveGrade:
     carried_over_to_id: uuid.UUID | None  # None in a dry run
 
 
+@dataclass(frozen=True)
+class Graded:
+    """A graded objective: its frozen score and state (ACHIEVED or MISSED)."""
+
+    id: uuid.UUID
+    title: str
+    final_score: float
+    state: ObjectiveState
+
+
 async def freeze_and_grade(
-    session: AsyncSession, cycle_id: uuid.UUID
-) -> tuple[list[Objective], list[KeyResult]]:
-    """The cycle's graded objectives and their counting key results, each with its
-    current score frozen as final; the objectives are ACHIEVED or MISSED."""
-    objectives = await _graded_objectives(session, cycle_id)
-    key_results = await _key_results(session, [o.id for o in objectives])
-    for kr in key_results:
-        kr.final_score = kr.score
-    for objective in objectives:
-        objective.final_score = objective.progress
-        graded = achieved(objective.progress)
-        objective.state = ObjectiveState.ACHIEVED if graded else ObjectiveState.MISSED
-    return objectives, key_results
+    session: AsyncSession, org_id: uuid.UUID, cycle_id: uuid.UUID
+) -> tuple[list[Graded], int]:
+    """The cycle's graded objectives (ACHIEVED or MISSED now, their progress frozen as
+    final score), by creation; and how many counting key results were frozen."""
+    params = {"org": org_id, "cycle": cycle_id}
+    rows = await session.execute(text(_GRADE_OBJECTIVES), {**params, "achieved": _ACHIEVED_FROM})
+    graded = [Graded(i, title, score, ObjectiveState(state)) for i, title, score, state in rows]
+    frozen = (await session.execute(text(_FREEZE_KEY_RESULTS), params)).scalar_one()
+    return graded, int(frozen)
 
 
 def grades_of(
-    objectives: Sequence[Objective], copies: Mapping[uuid.UUID, Objective]
+    graded: Sequence[Graded], copies: Mapping[uuid.UUID, uuid.UUID]
 ) -> list[ObjectiveGrade]:
-    """Each graded objective's outcome, given the copies carried into the next cycle."""
+    """Each graded objective's outcome, given the ids of the copies carried into the
+    next cycle (by the id of what each continues)."""
     grades = []
-    for objective in objectives:
+    for objective in graded:
         copy = copies.get(objective.id)
         outcome = (
             Outcome.CARRIED_OVER
@@ -58,71 +112,27 @@ def grades_of(
             else Outcome.MISSED
         )
         grades.append(
-            ObjectiveGrade(
-                objective.id,
-                objective.title,
-                objective.progress,
-                outcome,
-                copy.id if copy else None,
-            )
+            ObjectiveGrade(objective.id, objective.title, objective.final_score, outcome, copy)
         )
     return grades
 
 
 async def write_reflections(
-    session: AsyncSession, principal: Principal, cycle_id: uuid.UUID, grades: list[ObjectiveGrade]
+    session: AsyncSession,
+    principal: Principal,
+    cycle_id: uuid.UUID,
+    grades: list[ObjectiveGrade],
 ) -> None:
     """One reflection per graded objective; an existing one keeps its texts."""
-    existing = {
-        r.objective_id: r
-        for r in (
-            await session.execute(
-                select(Reflection).where(
-                    Reflection.objective_id.in_([g.objective_id for g in grades])
-                )
-            )
-        ).scalars()
-    }
-    for grade in grades:
-        reflection = existing.get(grade.objective_id)
-        if reflection is None:
-            reflection = Reflection(
-                org_id=principal.org_id,
-                id=uuid.uuid4(),
-                objective_id=grade.objective_id,
-                cycle_id=cycle_id,
-                final_score=grade.final_score,
-                outcome=grade.outcome,
-            )
-            session.add(reflection)
-        reflection.final_score, reflection.outcome = grade.final_score, grade.outcome
-    await session.flush()
-
-
-async def _graded_objectives(session: AsyncSession, cycle_id: uuid.UUID) -> list[Objective]:
-    """The cycle's objectives that get a grade: neither DRAFT nor CANCELLED. Read fresh:
-    the roll-up writes with plain SQL, behind the session's identity map."""
-    stmt = (
-        select(Objective)
-        .where(
-            Objective.cycle_id == cycle_id,
-            Objective.state.not_in([ObjectiveState.DRAFT, ObjectiveState.CANCELLED]),
-        )
-        .order_by(Objective.created_at, Objective.id)
-        .execution_options(populate_existing=True)
+    if not grades:
+        return
+    await session.execute(
+        text(_WRITE_REFLECTIONS),
+        {
+            "org": principal.org_id,
+            "cycle": cycle_id,
+            "ids": [g.objective_id for g in grades],
+            "scores": [g.final_score for g in grades],
+            "outcomes": [g.outcome.value for g in grades],
+        },
     )
-    return list((await session.execute(stmt)).scalars())
-
-
-async def _key_results(session: AsyncSession, objective_ids: list[uuid.UUID]) -> list[KeyResult]:
-    """Their key results that count (not cancelled), read fresh."""
-    stmt = (
-        select(KeyResult)
-        .where(
-            KeyResult.objective_id.in_(objective_ids),
-            KeyResult.state != KeyResultState.CANCELLED,
-        )
-        .order_by(KeyResult.created_at, KeyResult.id)
-        .execution_options(populate_existing=True)
-    )
-    return list((await session.execute(stmt)).scalars())
