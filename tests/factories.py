@@ -39,6 +39,7 @@ from okrgraph.domain.models import (
     AuditEntry,
     Base,
     CheckIn,
+    CloseJob,
     Cycle,
     IdempotencyKey,
     Initiative,
@@ -445,6 +446,13 @@ async def make_notification_send(
     return await _add(session, NotificationSend(org_id=org_id, **fields))
 
 
+async def make_close_job(session: AsyncSession, org_id: uuid.UUID, **fields: Any) -> CloseJob:
+    fields["cycle_id"] = await _given_or(fields, "cycle_id", lambda: make_cycle(session, org_id))
+    fields.setdefault("carry_over", "CARRY_REMAINDER")
+    fields.setdefault("objectives", 0)
+    return await _add(session, CloseJob(org_id=org_id, **fields))
+
+
 async def make_audit_entry(session: AsyncSession, org_id: uuid.UUID, **fields: Any) -> AuditEntry:
     fields.setdefault("action", "objective.update")
     fields.setdefault("subject_type", "OBJECTIVE")
@@ -492,6 +500,7 @@ FACTORIES: dict[str, Factory] = {
     "webhook_attempts": make_webhook_attempt,
     "outbox_consumed": make_outbox_consumed,
     "notification_sends": make_notification_send,
+    "close_jobs": make_close_job,
     "outbox_events": make_outbox_event,
     "audit_entries": make_audit_entry,
     "score_history": make_score_history,

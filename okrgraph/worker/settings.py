@@ -26,6 +26,7 @@ from arq.connections import RedisSettings
 from okrgraph.domain.config import settings
 from okrgraph.domain.db import create_engine, create_sessionmaker
 from okrgraph.domain.notifications.mail import mailer_from
+from okrgraph.worker.jobs.close_jobs import close_cycle_job, relay_close_jobs
 from okrgraph.worker.jobs.cycles import roll_cycles
 from okrgraph.worker.jobs.events import dispatch_events
 from okrgraph.worker.jobs.health import health
@@ -79,6 +80,8 @@ class WorkerSettings:
         func(dispatch_events, keep_result=0),
         # Coalesced per org and window too (Sending follow-up, sweep_notifications).
         func(send_notifications, keep_result=0),
+        # One per close job (its _job_id); idempotent, so a rerun after a crash is safe.
+        close_cycle_job,
     ]
     cron_jobs: ClassVar[list[Any]] = [
         # Every second: a sweep, so a run missed by a crash is made up by the next.
@@ -88,6 +91,8 @@ class WorkerSettings:
         cron(refresh_scores, minute=set(range(0, 60, 10)), second=0, keep_result=0),
         # Hourly, by each organisation's calendar: grade ended cycles, close graded ones.
         cron(roll_cycles, minute=5, second=0, run_at_startup=True, keep_result=0),
+        # Every 5 s: closes of large cycles whose enqueue was lost (a Redis outage).
+        cron(relay_close_jobs, second=set(range(0, 60, 5)), run_at_startup=True, keep_result=0),
         # Hourly: delete outbox events every consumer is done with, past retention.
         cron(prune_outbox, minute=35, second=0, keep_result=0),
         # Hourly: check-ins due, cycles ending, the weekly digest, by each organisation's

@@ -19,6 +19,7 @@ from sqlalchemy import CheckConstraint, Enum, String, literal, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain.cycles.carry_over import CarryOverPolicy
 from okrgraph.domain.models import Base
 from okrgraph.domain.models.enums import Cadence, Direction, KeyResultKind, Level
 from tests.db.pg_errors import CHECK_VIOLATION, pg_error
@@ -282,6 +283,12 @@ CASES = [
     ),
     not_negative("webhook_attempts", "duration_ms", "ck_webhook_attempts_duration_not_negative"),
     not_negative("notification_sends", "attempts", "ck_notification_sends_attempts_not_negative"),
+    not_negative("close_jobs", "attempts", "ck_close_jobs_attempts_not_negative"),
+    Case(
+        "ck_close_jobs_carry_over_policy",
+        [row("close_jobs", carry_over="carry_remainder"), row("close_jobs", carry_over="")],
+        [row("close_jobs", carry_over=p.value) for p in CarryOverPolicy],
+    ),
     Case(
         "ck_kpis_alert_level_known",
         [row("kpis", alert_level="warning"), row("kpis", alert_level="")],

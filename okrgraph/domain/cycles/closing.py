@@ -36,7 +36,7 @@ from okrgraph.domain.cycles.grading import (
 from okrgraph.domain.cycles.next_cycle import next_cycle_for
 from okrgraph.domain.errors import Conflict, ErrorCode, NotFound
 from okrgraph.domain.models import Cycle
-from okrgraph.domain.models.enums import CycleState, Outcome, SubjectType
+from okrgraph.domain.models.enums import ClosePhase, CycleState, Outcome, SubjectType
 from okrgraph.domain.objectives.service import OBJECTIVE_CHANGED
 from okrgraph.domain.outbox.after_commit import AfterCommit
 from okrgraph.domain.outbox.service import emit, recalc_payload
@@ -44,10 +44,6 @@ from okrgraph.domain.scores.rollup import RecalcResult
 from okrgraph.domain.scores.service import full_recalculation
 
 CYCLE_CLOSED = "cycle.closed"
-# The phases of a close, in order (its progress).
-RECALCULATING, GRADING, CARRYING_OVER, REFLECTING, ANNOUNCING = (
-    "RECALCULATING", "GRADING", "CARRYING_OVER", "REFLECTING", "ANNOUNCING",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -109,7 +105,7 @@ class Closing:
 
 
 # What a close reports as it goes (the worker's job keeps it for the API): the phase
-# it enters and the counts known so far.
+# it enters (a ClosePhase value) and the counts known so far.
 Progress = Callable[[str, dict[str, int]], Awaitable[None]]
 
 
@@ -161,28 +157,28 @@ async def _close(
     now: datetime,
     progress: Progress,
 ) -> Closing:
-    cycle = await _locked_cycle(session, cycle_id)
-    _check_closable(cycle)
+    cycle = await locked_cycle(session, cycle_id)
+    check_closable(cycle)
     next_cycle = await next_cycle_for(session, principal, cycle, next_cycle_id)
     # The frozen numbers are what a full recalculation gives now: every committed
     # change included, pending or not, and nothing the incremental path missed.
-    await progress(RECALCULATING, {})
+    await progress(ClosePhase.RECALCULATING.value, {})
     current = await full_recalculation(session, principal.org_id, now=now)
 
-    await progress(GRADING, {})
+    await progress(ClosePhase.GRADING.value, {})
     graded, key_results_frozen = await freeze_and_grade(session, principal.org_id, cycle.id)
     counts = {"objectives_graded": len(graded), "key_results_frozen": key_results_frozen}
-    await progress(CARRYING_OVER, counts)
+    await progress(ClosePhase.CARRYING_OVER.value, counts)
     carried = await carry_over(session, principal, policy, cycle, next_cycle, now)
     counts |= {
         "objectives_carried_over": len(carried.objectives),
         "key_results_carried_over": len(carried.key_results),
     }
-    await progress(REFLECTING, counts)
+    await progress(ClosePhase.REFLECTING.value, counts)
     grades = grades_of(graded, carried.objectives)
     await write_reflections(session, principal, cycle.id, grades)
 
-    await progress(ANNOUNCING, counts)
+    await progress(ClosePhase.ANNOUNCING.value, counts)
     cycle.state = CycleState.CLOSED
     cycle.closed_at = now
     closing = Closing(
@@ -198,7 +194,7 @@ async def _close(
     return closing
 
 
-def _check_closable(cycle: Cycle) -> None:
+def check_closable(cycle: Cycle) -> None:
     if cycle.state is CycleState.PLANNING:
         raise Conflict(
             f"Cycle {cycle.name} has not started; only a started cycle closes.",
@@ -250,7 +246,7 @@ async def _announce(
     await session.flush()
 
 
-async def _locked_cycle(session: AsyncSession, cycle_id: uuid.UUID) -> Cycle:
+async def locked_cycle(session: AsyncSession, cycle_id: uuid.UUID) -> Cycle:
     """The cycle, locked: a second close waits for the first and then sees it CLOSED."""
     stmt = (
         select(Cycle)

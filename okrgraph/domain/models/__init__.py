@@ -2,7 +2,7 @@
 
 from okrgraph.domain.models.auth import ApiToken, IdempotencyKey
 from okrgraph.domain.models.base import Base
-from okrgraph.domain.models.cycle import Cycle
+from okrgraph.domain.models.cycle import CloseJob, Cycle
 from okrgraph.domain.models.events import AuditEntry, OutboxConsumed, OutboxEvent, ScoreHistory
 from okrgraph.domain.models.key_result import CheckIn, Initiative, KeyResult, TargetRevision
 from okrgraph.domain.models.kpi import Kpi, KpiLink, KpiMeasurement
@@ -21,6 +21,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "CheckIn",
+    "CloseJob",
     "Cycle",
     "IdempotencyKey",
     "Initiative",

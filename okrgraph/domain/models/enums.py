@@ -191,3 +191,22 @@ class NotificationKind(Described):
         "WEBHOOK_ENDPOINT_DISABLED",
         ("For admins: a webhook endpoint was disabled after repeated failed deliveries."),
     )
+
+
+class CloseJobState(enum.Enum):
+    """A close run by the worker (a large cycle): waiting, under way, done or failed."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+class ClosePhase(enum.Enum):
+    """The steps of closing a cycle, in order."""
+
+    RECALCULATING = "RECALCULATING"
+    GRADING = "GRADING"
+    CARRYING_OVER = "CARRYING_OVER"
+    REFLECTING = "REFLECTING"
+    ANNOUNCING = "ANNOUNCING"

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import strawberry
 
 from okrgraph.domain import clock, scoring
+from okrgraph.domain.cycles.close_jobs import latest_job
 from okrgraph.domain.graph.queries import Filter, Order
 from okrgraph.domain.models import Alignment as AlignmentRow
 from okrgraph.domain.models import Cycle as CycleRow
@@ -48,10 +49,12 @@ from okrgraph.schema.pagination import (
 
 if TYPE_CHECKING:
     from okrgraph.schema.kpis.types import Kpi
+    from okrgraph.schema.okrs.closing import CycleCloseJob
     from okrgraph.schema.okrs.key_result_types import KeyResult
 
 KpiRef = Annotated["Kpi", strawberry.lazy("okrgraph.schema.kpis.types")]
 KeyResultRef = Annotated["KeyResult", strawberry.lazy("okrgraph.schema.okrs.key_result_types")]
+CloseJobRef = Annotated["CycleCloseJob", strawberry.lazy("okrgraph.schema.okrs.closing")]
 BY_START = Order("starts_on", descending=True)
 BY_CREATED = Order()
 
@@ -125,6 +128,17 @@ class Cycle(Node):
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Objective]:
         return await objectives_of(info, "cycle_id", self.row.id, first, after, None)
+
+    @strawberry.field(
+        description="The latest close of this cycle run by the worker (a large cycle's "
+        "closeCycle), with its progress; null when it never had one."
+    )
+    async def close_job(self, info: Info) -> CloseJobRef | None:
+        from okrgraph.schema.okrs.closing import CycleCloseJob  # it imports this module
+
+        async with info.context.db() as session:
+            row = await latest_job(session, self.row.id)
+        return CycleCloseJob(row=row) if row else None
 
 
 async def objectives_of(

@@ -1,0 +1,269 @@
+"""closeCycle of a large cycle runs in the worker, with its progress kept for the API.
+
+`request_close` is what the API calls: a dry run, or a cycle of at most
+`ASYNC_CLOSE_OBJECTIVES` graded objectives, closes at once (closing.py); a
+larger one becomes a `CloseJob` (QUEUED) whose job the transaction asks for
+after commit (`RunClose`, the after-commit follow-ups like every other job; the
+relay re-enqueues a QUEUED one whose enqueue was lost). The cycle keeps its
+state until the close commits.
+
+`run_close_job` (the worker's job) claims the job (RUNNING, committed), then
+closes the cycle in one transaction that also marks the job DONE with its
+result: the close is all or nothing. Its progress (phase, counts) is written
+in short transactions of their own, so the API sees it while the close runs.
+A rerun after a crash finds RUNNING and closes again from scratch (nothing of
+the crashed attempt was committed); one after the commit finds DONE and does
+nothing; two at once queue on the cycle's lock and the second finds DONE. A
+close that fails rolls back whole and the job is FAILED with why.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from okrgraph.domain import clock
+from okrgraph.domain.access import require_admin
+from okrgraph.domain.audit import record_audit
+from okrgraph.domain.auth.tokens import Principal
+from okrgraph.domain.cycles.carry_over import CarryOverPolicy
+from okrgraph.domain.cycles.closing import (
+    Closing,
+    Progress,
+    check_closable,
+    close_cycle,
+    locked_cycle,
+)
+from okrgraph.domain.cycles.next_cycle import next_cycle_for
+from okrgraph.domain.errors import Conflict, DomainError, ErrorCode
+from okrgraph.domain.models import CloseJob, Objective
+from okrgraph.domain.models.enums import (
+    CloseJobState,
+    ClosePhase,
+    ObjectiveState,
+    OrgRole,
+    SubjectType,
+)
+from okrgraph.domain.outbox.after_commit import AfterCommit, Job, unit_of_work
+
+log = logging.getLogger(__name__)
+
+# A close of more graded objectives than this runs in the worker (closeCycle returns
+# at once); a smaller one, and every dry run, in the request.
+ASYNC_CLOSE_OBJECTIVES = 500
+CLOSE_CYCLE_JOB = "close_cycle_job"
+CLOSE_REQUESTED = "cycle.close_requested"
+# The close's statements each write up to every row of a cycle: more than the app's
+# per-statement timeout allows at scale; the job's own timeout still bounds them.
+JOB_STATEMENT_TIMEOUT_S = 280
+LIVE = (CloseJobState.QUEUED, CloseJobState.RUNNING)
+
+
+@dataclass(frozen=True)
+class RunClose:
+    """A committed CloseJob asks for its run (one arq job per CloseJob)."""
+
+    org_id: uuid.UUID
+    job_id: uuid.UUID
+
+    def job(self) -> Job:
+        return run_close_job_request(self.org_id, self.job_id)
+
+
+def run_close_job_request(org_id: uuid.UUID, job_id: uuid.UUID) -> Job:
+    return Job(
+        CLOSE_CYCLE_JOB,
+        {"org_id": str(org_id), "job_id": str(job_id), "_job_id": f"close:{job_id}"},
+    )
+
+
+async def request_close(
+    session: AsyncSession,
+    principal: Principal,
+    cycle_id: uuid.UUID,
+    *,
+    dry_run: bool = False,
+    carry_over: CarryOverPolicy = CarryOverPolicy.CARRY_REMAINDER,
+    next_cycle_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> Closing | CloseJob:
+    """Close the cycle now (a dry run, or a small cycle), or queue its close for the
+    worker (more than ASYNC_CLOSE_OBJECTIVES graded objectives) and return the job."""
+    require_admin(principal)
+    options: dict[str, Any] = {"carry_over": carry_over, "next_cycle_id": next_cycle_id}
+    if dry_run:
+        return await close_cycle(session, principal, cycle_id, dry_run=True, now=now, **options)
+    cycle = await locked_cycle(session, cycle_id)  # two requests at once: one job
+    live = await live_job(session, cycle.id)
+    if live is not None:
+        raise Conflict(
+            f"Cycle {cycle.name} is being closed already (job {live.state.value}).",
+            ErrorCode.CONFLICT,
+        )
+    objectives = await _graded_count(session, cycle.id)
+    if objectives <= ASYNC_CLOSE_OBJECTIVES:
+        return await close_cycle(session, principal, cycle_id, now=now, **options)
+    check_closable(cycle)
+    if next_cycle_id is not None:  # refused now rather than by the job (a given cycle)
+        await next_cycle_for(session, principal, cycle, next_cycle_id)
+    job = CloseJob(
+        org_id=principal.org_id,
+        id=uuid.uuid4(),
+        cycle_id=cycle.id,
+        state=CloseJobState.QUEUED,
+        carry_over=carry_over.value,
+        next_cycle_id=next_cycle_id,
+        requested_by_person_id=principal.person_id,
+        requested_by_token_id=principal.token_id,
+        objectives=objectives,
+    )
+    session.add(job)
+    await session.flush()
+    summary = {"job_id": job.id, "objectives": objectives, "carry_over": carry_over.value}
+    record_audit(session, principal, CLOSE_REQUESTED, SubjectType.CYCLE, cycle.id, summary)
+    AfterCommit.of(session).request(RunClose(principal.org_id, job.id))
+    return job
+
+
+async def live_job(session: AsyncSession, cycle_id: uuid.UUID) -> CloseJob | None:
+    """The cycle's QUEUED or RUNNING close job, if any."""
+    stmt = select(CloseJob).where(CloseJob.cycle_id == cycle_id, CloseJob.state.in_(LIVE))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def latest_job(session: AsyncSession, cycle_id: uuid.UUID) -> CloseJob | None:
+    """The cycle's newest close job, if it ever had one."""
+    stmt = (
+        select(CloseJob)
+        .where(CloseJob.cycle_id == cycle_id)
+        .order_by(CloseJob.created_at.desc(), CloseJob.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def _graded_count(session: AsyncSession, cycle_id: uuid.UUID) -> int:
+    """How many objectives a close of the cycle grades (neither DRAFT nor CANCELLED)."""
+    stmt = select(func.count()).where(
+        Objective.cycle_id == cycle_id,
+        Objective.state.not_in([ObjectiveState.DRAFT, ObjectiveState.CANCELLED]),
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
+def _principal(job: CloseJob) -> Principal:
+    """Who asked, with the authority they asked with (an admin: closeCycle requires it)."""
+    person = job.requested_by_person_id
+    return Principal(
+        org_id=job.org_id,
+        token_id=job.requested_by_token_id,
+        scopes=frozenset({"admin"}),
+        person_id=person,
+        org_role=OrgRole.ADMIN if person is not None else None,
+    )
+
+
+async def run_close_job(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    org_id: uuid.UUID,
+    job_id: uuid.UUID,
+    queue: Any = None,
+    *,
+    now: datetime | None = None,
+) -> CloseJobState | None:
+    """Run a queued close (idempotent, see the module's docstring); the job's state
+    after this run (None: no such job)."""
+    async with unit_of_work(sessionmaker, org_id) as session:
+        job = await session.get(CloseJob, (org_id, job_id), with_for_update=True)
+        if job is None or job.state not in LIVE:
+            return job.state if job else None
+        job.state, job.started_at, job.phase = CloseJobState.RUNNING, clock.now(), None
+        job.attempts += 1
+        principal, cycle_id = _principal(job), job.cycle_id
+        policy, next_cycle_id = CarryOverPolicy(job.carry_over), job.next_cycle_id
+    try:
+        async with unit_of_work(sessionmaker, org_id, queue) as session:
+            await locked_cycle(session, cycle_id)  # a second run waits for the first
+            state = await session.scalar(select(CloseJob.state).where(CloseJob.id == job_id))
+            if state is not CloseJobState.RUNNING:
+                return state  # the run before this one finished it
+            await session.execute(
+                text(f"SET LOCAL statement_timeout = '{JOB_STATEMENT_TIMEOUT_S}s'")
+            )
+            closing = await close_cycle(
+                session,
+                principal,
+                cycle_id,
+                carry_over=policy,
+                next_cycle_id=next_cycle_id,
+                now=now,
+                progress=_reporter(sessionmaker, org_id, job_id),
+            )
+            await session.execute(
+                update(CloseJob)
+                .where(CloseJob.id == job_id)
+                .values(
+                    state=CloseJobState.DONE,
+                    phase=None,
+                    result=closing.as_json(),
+                    objectives_graded=len(closing.objectives),
+                    key_results_frozen=closing.key_results_frozen,
+                    objectives_carried_over=closing.objectives_carried_over,
+                    key_results_carried_over=closing.key_results_carried_over,
+                    finished_at=clock.now(),
+                )
+            )
+        return CloseJobState.DONE
+    except DomainError as exc:  # the close refused (closed meanwhile, a bad target, ...)
+        await _fail(sessionmaker, org_id, job_id, exc.message)
+    except Exception as exc:
+        log.exception("close job %s of organisation %s failed", job_id, org_id)
+        await _fail(sessionmaker, org_id, job_id, f"Internal error ({type(exc).__name__}).")
+    return CloseJobState.FAILED
+
+
+def _reporter(
+    sessionmaker: async_sessionmaker[AsyncSession], org_id: uuid.UUID, job_id: uuid.UUID
+) -> Progress:
+    """Writes the close's progress into its job, each report committed on its own."""
+
+    async def report(phase: str, counts: dict[str, int]) -> None:
+        async with unit_of_work(sessionmaker, org_id) as session:
+            await session.execute(
+                update(CloseJob)
+                .where(CloseJob.id == job_id, CloseJob.state == CloseJobState.RUNNING)
+                .values(phase=ClosePhase(phase), **counts)
+            )
+
+    return report
+
+
+async def _fail(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    org_id: uuid.UUID,
+    job_id: uuid.UUID,
+    error: str,
+) -> None:
+    async with unit_of_work(sessionmaker, org_id) as session:
+        await session.execute(
+            update(CloseJob)
+            .where(CloseJob.id == job_id, CloseJob.state.in_(LIVE))
+            .values(state=CloseJobState.FAILED, error=error[:500], finished_at=clock.now())
+        )
+
+
+async def queued_jobs(
+    session: AsyncSession, older_than_s: float
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(org_id, job id) of the QUEUED jobs waiting longer than `older_than_s` (any tenant)."""
+    rows = await session.execute(
+        text("SELECT org_id, id FROM okr_queued_close_jobs(make_interval(secs => :s))"),
+        {"s": older_than_s},
+    )
+    return [(row[0], row[1]) for row in rows]
