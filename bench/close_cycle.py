@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.close_cycle                    # 1,000 and 10,000 objectives
     .venv/bin/python -m bench.close_cycle --objectives 1000 --dry-run
+    .venv/bin/python -m bench.close_cycle --job          # as the worker's job, end to end
 
 Each size is a generated organisation (bench/generate.py: one ACTIVE quarter,
 three key results per objective, check-ins, alignments, KPI links; scores at
@@ -12,7 +13,10 @@ gives the seconds of the whole close and of each phase (the progress the
 close reports: `RECALCULATING` is the score pipeline's full pass), the SQL
 statements it ran, the copies made, and the machine's load. With `--dry-run`
 a dry run of the same cycle comes first (a faithful preview: the real close in
-a savepoint rolled back), so the two can be compared.
+a savepoint rolled back), so the two can be compared. With `--job` the cycle is
+closed as closeCycle does a large one: `request_close` queues it (committed), then
+the worker's `run_close_job` runs it (in this process, no Redis: what
+close_cycle_job does), the line giving the seconds from the request to DONE.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bench.generate import Org, Spec, generate, scratch_database
 from okrgraph.domain.auth.tokens import system_principal
+from okrgraph.domain.cycles.close_jobs import request_close, run_close_job
 from okrgraph.domain.cycles.closing import Closing, close_cycle
 from okrgraph.domain.db import create_engine, create_sessionmaker, tenant_session
+from okrgraph.domain.models import CloseJob
 
 
 def load() -> list[float]:
@@ -81,10 +87,16 @@ class Statements:
 
 
 async def timed_close(
-    sm: async_sessionmaker[AsyncSession], org: Org, statements: Statements, *, dry_run: bool
+    sm: async_sessionmaker[AsyncSession],
+    org: Org,
+    statements: Statements | None = None,
+    *,
+    dry_run: bool = False,
 ) -> tuple[Closing, dict[str, Any]]:
+    """The close of the generated cycle as one domain call, committed (or a dry run)."""
     phases = Phases()
-    statements.take()
+    if statements is not None:
+        statements.take()
     started = time.perf_counter()
     async with tenant_session(sm, org.org_id) as s:
         await s.execute(text("SET LOCAL statement_timeout = 0"))
@@ -95,7 +107,7 @@ async def timed_close(
     figures = {
         "seconds": seconds,
         "phases": phases.done(),
-        "statements": statements.take(),
+        "statements": statements.take() if statements is not None else None,
         "objectives_graded": len(closing.objectives),
         "key_results_frozen": closing.key_results_frozen,
         "objectives_carried_over": closing.objectives_carried_over,
@@ -104,7 +116,28 @@ async def timed_close(
     return closing, figures
 
 
-async def bench_close(url: str, objectives: int, *, dry_run: bool) -> None:
+async def timed_job(sm: async_sessionmaker[AsyncSession], org: Org) -> dict[str, Any]:
+    """The close as the worker runs a large one: queued by request_close, then run."""
+    started = time.perf_counter()
+    async with tenant_session(sm, org.org_id) as s:
+        job = await request_close(s, system_principal(org.org_id), org.cycle_id)
+    assert isinstance(job, CloseJob), "below ASYNC_CLOSE_OBJECTIVES: closed in the request"
+    state = await run_close_job(sm, org.org_id, job.id)
+    seconds = round(time.perf_counter() - started, 2)
+    async with tenant_session(sm, org.org_id) as s:
+        done = await s.get(CloseJob, (org.org_id, job.id))
+    assert done is not None
+    return {
+        "seconds": seconds,
+        "state": state.value if state else None,
+        "error": done.error,
+        "objectives_graded": done.objectives_graded,
+        "objectives_carried_over": done.objectives_carried_over,
+        "key_results_carried_over": done.key_results_carried_over,
+    }
+
+
+async def bench_close(url: str, objectives: int, *, dry_run: bool, job: bool = False) -> None:
     conn = await asyncpg.connect(url)
     try:
         started = time.perf_counter()
@@ -119,6 +152,10 @@ async def bench_close(url: str, objectives: int, *, dry_run: bool) -> None:
         if dry_run:
             _, figures = await timed_close(sm, org, statements, dry_run=True)
             emit(measure="close_cycle_dry_run", objectives=org.objectives, **figures)
+        if job:
+            figures = await timed_job(sm, org)
+            emit(measure="close_cycle_job", objectives=org.objectives, **figures)
+            return
         _, figures = await timed_close(sm, org, statements, dry_run=False)
         emit(
             measure="close_cycle",
@@ -133,13 +170,14 @@ async def bench_close(url: str, objectives: int, *, dry_run: bool) -> None:
 async def main(args: argparse.Namespace) -> None:
     for objectives in args.objectives:
         async with scratch_database() as url:
-            await bench_close(url, objectives, dry_run=args.dry_run)
+            await bench_close(url, objectives, dry_run=args.dry_run, job=args.job)
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--objectives", type=int, nargs="+", default=[1_000, 10_000])
     p.add_argument("--dry-run", action="store_true", help="a dry run of the cycle first")
+    p.add_argument("--job", action="store_true", help="queued and run as the worker's job")
     return p.parse_args()
 
 

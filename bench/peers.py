@@ -27,11 +27,11 @@ from typing import Any
 
 import asyncpg
 import httpx
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench import scores
+from bench.close_cycle import timed_close
 from bench.generate import Org, Spec, generate, scratch_database
 from bench.graph_api import admin_token, page_sizes
 from bench.graph_data import Sizes, ensure_org
@@ -45,9 +45,7 @@ from bench.peer_servers import (
     start_okrgraph,
     start_postgraphile,
 )
-from okrgraph.domain.auth.tokens import system_principal
-from okrgraph.domain.cycles.closing import close_cycle
-from okrgraph.domain.db import create_engine, create_sessionmaker, tenant_session
+from okrgraph.domain.db import create_engine, create_sessionmaker
 from okrgraph.domain.migrate import migrate
 from okrgraph.schema.node import to_global_id
 
@@ -249,20 +247,16 @@ async def generated(url: str, spec: Spec) -> Org:
 async def bench_close_cycle(
     url: str, sm: async_sessionmaker[AsyncSession], objectives: int
 ) -> None:
-    """closeCycle (domain call, carry-over of the remainder into a new cycle) of a cycle
-    with `objectives` objectives and three key results each, committed."""
+    """closeCycle (the whole close as one domain call, carry-over of the remainder into a
+    new cycle, committed; bench/close_cycle.py) of a cycle with `objectives` objectives
+    and three key results each; the seconds of each phase, RECALCULATING the full pass."""
     org = await generated(url, Spec(krs=3 * objectives))
-    started = time.perf_counter()
-    async with tenant_session(sm, org.org_id) as s:
-        await s.execute(text("SET LOCAL statement_timeout = 0"))
-        closing = await close_cycle(s, system_principal(org.org_id), org.cycle_id)
+    _, figures = await timed_close(sm, org)
     emit(
         measure="close_cycle",
         objectives=org.objectives,
         key_results=org.counts["key_results"],
-        seconds=round(time.perf_counter() - started, 2),
-        objectives_carried_over=closing.objectives_carried_over,
-        key_results_carried_over=closing.key_results_carried_over,
+        **{k: v for k, v in figures.items() if k != "statements"},
     )
 
 
