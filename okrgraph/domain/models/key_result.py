@@ -42,6 +42,8 @@ class KeyResult(TenantMixin, Base):
         CheckConstraint("length(title) > 0", name="title_not_empty"),
         Index(None, "org_id", "objective_id"),
         Index(None, "org_id", "owner_person_id"),
+        # Room for the roll-up's HOT updates (migration 0012_hot_score_updates).
+        {"postgresql_with": {"fillfactor": 50}},
     )
 
     objective_id: Mapped[uuid.UUID]

@@ -32,6 +32,8 @@ class Objective(TenantMixin, Base):
         Index(None, "org_id", "cycle_id", "level"),
         Index(None, "org_id", "owner_team_id"),
         Index(None, "org_id", "owner_person_id"),
+        # Room for the roll-up's HOT updates (migration 0012_hot_score_updates).
+        {"postgresql_with": {"fillfactor": 50}},
     )
 
     cycle_id: Mapped[uuid.UUID]
