@@ -91,22 +91,6 @@ WITH RECURSIVE up(kind, id, depth) AS (
 SELECT kind, id, max(depth) AS depth FROM up GROUP BY kind, id
 """
 
-# Every node of the organisation with children: objectives and CHILDREN-driven
-# KRs start at 1 (above any KR) and climb as above. The other key results have no
-# children: they are level 0, which a full pass selects by predicate
-# (full_pass._LEAF_KEY_RESULTS) instead of listing them here.
-_ALL_LEVELS = f"""
-WITH RECURSIVE up(kind, id, depth) AS (
-    SELECT 'K', id, 1 FROM key_results
-    WHERE org_id = CAST(:org AS uuid) AND progress_driver = 'CHILDREN'
-    UNION ALL
-    SELECT 'O', id, 1 FROM objectives WHERE org_id = CAST(:org AS uuid)
-    UNION
-    {_CLIMB}
-)
-SELECT kind, id, max(depth) AS depth FROM up GROUP BY kind, id
-"""
-
 
 @dataclass
 class Levels:
@@ -131,12 +115,6 @@ async def levels_above(
         {"org": org_id, "krs": list(key_result_ids), "objs": list(objective_ids)},
     )
     return _group(rows)
-
-
-async def all_levels(session: AsyncSession, org_id: uuid.UUID) -> Levels:
-    """Every objective and CHILDREN-driven key result of the organisation, bottom-up
-    from level 1 (level 0, the other key results, is left empty)."""
-    return _group(await session.execute(text(_ALL_LEVELS), {"org": org_id}))
 
 
 @dataclass(frozen=True)

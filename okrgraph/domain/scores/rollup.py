@@ -137,11 +137,14 @@ upd AS (
 _KEY_RESULTS = key_results_statement(LEVEL_IDS)
 
 
-def objectives_statement(record: str = record_changes("OBJECTIVE")) -> str:
-    """Recompute the objectives of one level (:ids); `record` as for key results."""
+def objectives_statement(
+    record: str = record_changes("OBJECTIVE"), targets: str = LEVEL_IDS
+) -> str:
+    """Recompute the objectives of one level (`targets`, unique ids; by default :ids);
+    `record` as for key results."""
     return f"""
 WITH {PACE},
-t AS ({LEVEL_IDS}),  -- unique ids: levels group them
+t AS ({targets}),  -- unique ids: levels group them
 terms AS (
     SELECT k.objective_id AS oid, 'K' AS src, k.weight AS w,
            coalesce(k.final_score, k.score) AS v

@@ -25,7 +25,7 @@ from okrgraph.domain.messages import ScoreChange
 from okrgraph.domain.outbox.service import consume_all_pending
 from okrgraph.domain.scores import sql
 from okrgraph.domain.scores.full_pass import roll_up_all
-from okrgraph.domain.scores.queries import CyclePace, all_levels, cycle_pace, levels_above
+from okrgraph.domain.scores.queries import CyclePace, cycle_pace, levels_above
 from okrgraph.domain.scores.rollup import RecalcResult, roll_up
 
 FULL_PASS_TIMEOUT_S = 280  # under the worker's job_timeout (300 s)
@@ -100,8 +100,7 @@ async def full_recalculation(
     pace = await cycle_pace(session, org_id, now)
     await refresh_kpis(session, org_id, None)
     await sync_kpi_key_results(session, org_id, None, pace.closed_ids)
-    levels = await all_levels(session, org_id)
-    result = await roll_up_all(session, org_id, levels.levels, now, pace)
+    result = await roll_up_all(session, org_id, now, pace)
     result.changes[:0] = written_changes(consumed.written)
     result.events, result.through = len(consumed.event_ids), consumed.through
     await session.execute(
