@@ -237,7 +237,7 @@ async def run_statement(
     for _ in range(STALE_RETRIES + 1):
         stale = []
         # Plain tuples and a dict for the statuses: a full pass reads ~133k rows here.
-        rows = (await session.execute(text(statement), params)).tuples().all()
+        rows = (await session.execute(text(statement), params)).all()
         for node_id, value, status, old_value, old_status, is_stale in rows:
             if is_stale:
                 stale.append(node_id)
