@@ -36,6 +36,7 @@ import re
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -55,7 +56,7 @@ from okrgraph.api.graphiql import graphiql_html
 from okrgraph.api.persisted import NOT_FOUND_CODE, PersistedQueryError, persisted_queries
 from okrgraph.api.ratelimit import AnonymousRateLimit
 from okrgraph.api.websocket import OkrTransportWSHandler
-from okrgraph.domain.auth.tokens import Principal, authenticate
+from okrgraph.domain.auth.tokens import Authenticated, Principal, authenticate_in, touch
 from okrgraph.domain.config import Settings
 from okrgraph.schema import schema as okr_schema
 from okrgraph.schema.context import Context
@@ -231,7 +232,7 @@ class OkrGraphQL(GraphQL[Context, None]):
                     f"Accept {GRAPHQL_RESPONSE} or {JSON}: no other media type is served.",
                 )
             await read_body(request)
-            response = self.anonymous.refusal(request, media_type) or await self.run(request)
+            response = self.anonymous.refusal(request, media_type) or await self.served(request)
         except PersistedQueryError as exc:
             # Not found is a request error (200 in legacy JSON); a malformed extension a 400.
             status = 200 if exc.code == NOT_FOUND_CODE and media_type == JSON else 400
@@ -249,6 +250,19 @@ class OkrGraphQL(GraphQL[Context, None]):
             log.exception("unhandled error in /graphql")
             response = json_response(error_body(INTERNAL_MESSAGE, "INTERNAL"), 500, media_type)
         await response(scope, receive, send)
+
+    async def served(self, request: Request) -> Response:
+        """`run`, then the request's session closed (its transaction rolled back unless
+        the operation committed it) and the token's last use recorded when due."""
+        try:
+            return await self.run(request)
+        finally:
+            session: AsyncSession | None = getattr(request.state, "session", None)
+            if session is not None:
+                await session.close()
+            authenticated: Authenticated | None = getattr(request.state, "authenticated", None)
+            if authenticated is not None and authenticated.stale:
+                await touch(request.app.state.sessionmaker, authenticated.principal)
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         """A GET with `extensions` (a persisted query's hash) is an operation, not a
@@ -300,23 +314,38 @@ class OkrGraphQL(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         app = request.app
-        principal: Principal | None = None
         token = bearer(request.headers)
-        if token is not None and not isinstance(request, WebSocket):
-            principal = await authenticate(app.state.sessionmaker, token)
-            if principal is None:
+        if isinstance(request, WebSocket):
+            # A websocket's token (upgrade header or connection_init) is checked in
+            # on_ws_connect, and again for every operation (api/websocket.py).
+            return Context(
+                request=request,
+                sessionmaker=app.state.sessionmaker,
+                principal=None,
+                queue=app.state.queue,
+                live=getattr(app.state, "live", None),
+                credentials=token,
+            )
+        request.state.anonymous = token is None
+        principal: Principal | None = None
+        session: AsyncSession | None = None
+        if token is not None:
+            # The request's one transaction: the token is checked and the tenant set
+            # by its first statement; the operation runs in it (TransactionExtension)
+            # and `served` closes it.
+            session = request.state.session = app.state.sessionmaker()
+            authenticated = await authenticate_in(session, token)
+            if authenticated is None:
                 raise HTTPException(401, "Invalid, expired or revoked API token.")
-        if not isinstance(request, WebSocket):
-            request.state.anonymous = token is None
-        # A websocket's token (upgrade header or connection_init) is checked in
-        # on_ws_connect, and again for every operation (api/websocket.py).
+            request.state.authenticated = authenticated
+            principal = authenticated.principal
         return Context(
             request=request,
             sessionmaker=app.state.sessionmaker,
             principal=principal,
             queue=app.state.queue,
             live=getattr(app.state, "live", None),
-            credentials=token if isinstance(request, WebSocket) else None,
+            request_session=session,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

@@ -33,8 +33,11 @@ class Context:
     live: LiveHub | None = None  # the process's pub/sub fan-out, for subscriptions
     # The bearer secret of a websocket connection, to authorise each operation as of now.
     credentials: str | None = None
-    # The operation's session, opened by `TransactionExtension`; use it through `db()`.
+    # The operation's session, set by `TransactionExtension`; use it through `db()`.
     session: AsyncSession | None = None
+    # An HTTP request's session: its transaction begun by authentication, which scoped
+    # it to the tenant; the operation runs in it, and the view closes it.
+    request_session: AsyncSession | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     connection_params: dict[str, Any] | None = None  # graphql-transport-ws connection_init
     # A subscription holds no transaction while it waits: each read made for one of

@@ -284,10 +284,12 @@ async def test_error_before_execution_is_masked_and_500(
 ) -> None:
     """An extension failing (here: opening the tenant transaction) is a request error."""
 
-    async def broken(*_: Any) -> None:
+    @asynccontextmanager
+    async def broken(*_: Any) -> AsyncIterator[None]:
         raise RuntimeError(SECRET)
+        yield
 
-    monkeypatch.setattr(schema_extensions, "set_tenant", broken)
+    monkeypatch.setattr(schema_extensions, "operation_session", broken)
     response = await client.post(
         "/graphql", json={"query": QUERY}, headers=auth(demo.admin_token, GRAPHQL_RESPONSE)
     )
@@ -304,7 +306,7 @@ async def test_error_in_the_http_layer_is_masked_and_500(
     async def broken(*_: Any) -> None:
         raise RuntimeError(SECRET)
 
-    monkeypatch.setattr(view, "authenticate", broken)
+    monkeypatch.setattr(view, "authenticate_in", broken)
     response = await client.post("/graphql", json={"query": QUERY}, headers=auth(demo.admin_token))
     assert response.status_code == 500
     assert SECRET not in response.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -172,10 +173,12 @@ async def test_a_statement_timeout_reaches_the_client_as_a_typed_error(
 
 # docs/limits.md, "Errors and status codes": (graphql-response+json, application/json)
 async def _unexpected(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def broken(*_: Any) -> None:
+    @asynccontextmanager
+    async def broken(*_: Any) -> AsyncIterator[None]:
         raise RuntimeError("boom")
+        yield
 
-    monkeypatch.setattr(schema_extensions, "set_tenant", broken)
+    monkeypatch.setattr(schema_extensions, "operation_session", broken)
 
 
 ORG = "{ organization { name } }"

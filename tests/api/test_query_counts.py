@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from okrgraph.domain.models.enums import Level, OrgRole
 from okrgraph.schema.node import to_global_id
-from tests.api.statements import statements_after_auth
+from tests.api.statements import SAVEPOINTS, statements_after_auth
 from tests.factories import (
     make_alignment,
     make_check_in,
@@ -72,8 +72,8 @@ DEEP = """
 DEEP_EXECUTED = DEEP.replace(
     "teams(all: true, first: 60) {", "teams(all: true, first: 60) {\n      pageInfo { hasNextPage }"
 )
-# The compiled path: the tenant, then one statement for everything.
-DEEP_COMPILED_STATEMENTS = ["set_config", "compiled"]
+# The compiled path: one statement for everything (the token's statement set the tenant).
+DEEP_COMPILED_STATEMENTS = ["compiled"]
 
 LIST = """
 {
@@ -90,11 +90,11 @@ LIST = """
 }
 """
 
-# The statements each query needs after authentication, by the table each reads
-# (one statement per relation of the query, whatever the number of rows).
+# The statements each query needs after authentication (which set the transaction's
+# tenant), by the table each reads: one per relation of the query, whatever the number
+# of rows.
 DEEP_STATEMENTS = sorted(
     [
-        "set_config",  # the transaction's tenant
         "organizations",
         "teams",  # by organisation
         "objectives",  # by owning team
@@ -111,7 +111,6 @@ DEEP_STATEMENTS = sorted(
 )
 LIST_STATEMENTS = sorted(
     [
-        "set_config",
         "objectives",  # the page
         "cycles",  # by id
         "teams",  # owning teams, by id
@@ -120,7 +119,6 @@ LIST_STATEMENTS = sorted(
         "key_results",  # by objective
     ]
 )
-SAVEPOINTS = re.compile(r"^\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b")
 TABLE = re.compile(r"\bFROM\s+(\w+)")
 
 
@@ -335,7 +333,6 @@ async def test_a_check_in_by_its_owner_runs_a_pinned_set_of_statements(
     statements = [s for s in sql if not SAVEPOINTS.match(s)]
     assert result["checkIn"]["__typename"] == "CheckInSuccess", result
     assert [written_or_read(s) for s in statements] == [
-        "set_config",
         "key_results",  # with its objective and cycle, locked
         "INSERT check_ins",
         "check_ins",  # the current check-in

@@ -7,6 +7,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -85,19 +86,54 @@ async def create_token(
     return token, secret
 
 
+# The token with its person's role and the checks' inputs (migration 0003_auth).
+_FIND = text("SELECT * FROM okr_authenticate(:h)")
+# The same row, and the transaction scoped to its organisation by the same statement:
+# one round trip. A token refused after this (revoked, expired...) runs nothing more,
+# and its transaction is rolled back.
+_FIND_AND_SCOPE = text(
+    "SELECT a.*, set_config('app.org_id', a.org_id::text, true) AS tenant"
+    " FROM okr_authenticate(:h) AS a"
+)
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    principal: Principal
+    # `last_used_at` is older than LAST_USED_RESOLUTION: refresh it (`touch`).
+    stale: bool
+
+
 async def authenticate(
     sessionmaker: async_sessionmaker[AsyncSession], secret: str
 ) -> Principal | None:
     """The principal for a bearer secret, or None for unknown, revoked or expired
-    (one round trip; `last_used_at` is refreshed at most once a minute)."""
-    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+    (one statement; `last_used_at` is refreshed at most once a minute)."""
+    if not well_formed(secret):
         return None
     async with sessionmaker() as session:
-        row = (
-            await session.execute(
-                text("SELECT * FROM okr_authenticate(:h)"), {"h": hash_secret(secret)}
-            )
-        ).first()
+        found = await _checked(session, _FIND, secret)
+    if found is None:
+        return None
+    if found.stale:
+        await touch(sessionmaker, found.principal)
+    return found.principal
+
+
+async def authenticate_in(session: AsyncSession, secret: str) -> Authenticated | None:
+    """`authenticate` inside the caller's transaction (an HTTP request's), which the
+    lookup's statement scopes to the principal's organisation: one round trip. The
+    caller runs `touch` when `stale`, after that transaction, so that a request never
+    holds two connections, nor a lock on the token's row."""
+    return await _checked(session, _FIND_AND_SCOPE, secret) if well_formed(secret) else None
+
+
+def well_formed(secret: str) -> bool:
+    return secret.startswith(TOKEN_PREFIX) and len(secret) <= 200
+
+
+async def _checked(session: AsyncSession, statement: Any, secret: str) -> Authenticated | None:
+    row = (await session.execute(statement, {"h": hash_secret(secret)})).first()
     if row is None:
         return None
     now = datetime.now(UTC)
@@ -107,12 +143,7 @@ async def authenticate(
         return None  # the person is gone
     if row.expires_at is not None and row.expires_at <= now:
         return None
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-        async with tenant_session(sessionmaker, row.org_id) as session:
-            await session.execute(
-                update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now)
-            )
-    return Principal(
+    principal = Principal(
         org_id=row.org_id,
         token_id=row.token_id,
         scopes=frozenset(row.scopes),
@@ -121,3 +152,15 @@ async def authenticate(
         integration_name=row.integration_name,
         expires_at=row.expires_at,
     )
+    stale = row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION
+    return Authenticated(principal, stale)
+
+
+async def touch(sessionmaker: async_sessionmaker[AsyncSession], principal: Principal) -> None:
+    """The token was used now (`last_used_at`), in a transaction of its own."""
+    async with tenant_session(sessionmaker, principal.org_id) as session:
+        await session.execute(
+            update(ApiToken)
+            .where(ApiToken.id == principal.token_id)
+            .values(last_used_at=datetime.now(UTC))
+        )

@@ -32,7 +32,8 @@ class CompiledReads(SchemaExtension):
         ctx: Context = ec.context
         principal = ctx.principal
         if (
-            ec.operation_type is OperationType.QUERY
+            ec.result is None  # else answered already (the introspection cache)
+            and ec.operation_type is OperationType.QUERY
             and principal is not None
             and principal.has_scope("read")
             and ctx.session is not None
