@@ -18,6 +18,7 @@ Works in a scratch database that is dropped afterwards.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -344,39 +345,56 @@ async def bench_arq(sm: async_sessionmaker[AsyncSession], jobs: int) -> None:
         await pool.aclose()
 
 
-async def main(quick: bool, latency_only: bool) -> None:
+async def main(args: argparse.Namespace) -> None:
+    sizes = args.sizes or ([10_000] if args.quick or args.latency else [10_000, 100_000])
+    everything = not (args.latency or args.leaf)
+    seconds = args.seconds or (5 if args.quick else 20)
     async with scratch_database() as url:
         engine = create_engine(url, pool_size=20, app_role="okr_app")
         sm = create_sessionmaker(engine)
         try:
-            orgs = {}
-            for n in (10_000,) if quick or latency_only else (10_000, 100_000):
+            for n in sizes:
                 conn = await asyncpg.connect(url)
                 started = time.perf_counter()
-                orgs[n] = await generate(conn, Spec(krs=n))
+                org = await generate(conn, Spec(krs=n))
                 await conn.close()
                 emit(
-                    bench="generate",
-                    seconds=round(time.perf_counter() - started, 2),
-                    **orgs[n].counts,
+                    bench="generate", seconds=round(time.perf_counter() - started, 2), **org.counts
                 )
-                if not latency_only:
-                    await bench_full(sm, orgs[n], naive=True)
-            if not latency_only:
-                await bench_incremental(sm, orgs[max(orgs)], runs=50, graph="generated")
-            if not quick and not latency_only:
+                if everything:
+                    await bench_full(sm, org, naive=True)
+                if everything or args.leaf:
+                    await bench_incremental(sm, org, runs=50, graph="generated")
+                if everything or args.latency:
+                    await bench_latency(sm, url, org, rate=1, seconds=seconds)
+                if everything and n == 10_000:
+                    await bench_latency(sm, url, org, rate=100, seconds=2 if args.quick else 5)
+            if (everything and not args.quick) or args.leaf:
                 # Top fan-in ~10 (200 company objectives over 2,000 team objectives)
                 # rather than ~400: the shape of the reference tree.
                 conn = await asyncpg.connect(url)
-                balanced = await generate(conn, Spec(krs=100_000, company_objectives=200))
+                balanced = await generate(conn, Spec(krs=max(sizes), company_objectives=200))
                 await conn.close()
                 await bench_incremental(sm, balanced, runs=50, graph="balanced")
-            await bench_latency(sm, url, orgs[10_000], rate=1, seconds=5 if quick else 20)
-            await bench_latency(sm, url, orgs[10_000], rate=100, seconds=2 if quick else 5)
-            await bench_arq(sm, jobs=200 if quick else 1000)
+            if everything:
+                await bench_arq(sm, jobs=200 if args.quick else 1000)
         finally:
             await engine.dispose()
 
 
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="10k key results, shorter runs")
+    p.add_argument("--latency", action="store_true", help="only (a), at 1 check-in/s")
+    p.add_argument("--leaf", action="store_true", help="only (c), generated and balanced")
+    p.add_argument(
+        "--sizes",
+        type=lambda v: [int(n) for n in v.split(",")],
+        help="key results per organisation, comma-separated (default 10000,100000)",
+    )
+    p.add_argument("--seconds", type=float, help="length of a latency run (default 20)")
+    return p.parse_args()
+
+
 if __name__ == "__main__":
-    asyncio.run(main("--quick" in sys.argv, "--latency" in sys.argv))
+    asyncio.run(main(parse_args()))
