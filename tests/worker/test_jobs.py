@@ -31,7 +31,7 @@ from okrgraph.domain.models import (
     ScoreHistory,
 )
 from okrgraph.domain.models.enums import Direction, OrgRole
-from okrgraph.domain.outbox.jobs import WINDOW_MS, recalculation_job
+from okrgraph.domain.outbox.jobs import RECALC_WINDOW_MS, recalculation_job
 from okrgraph.domain.scores.service import full_recalculation
 from okrgraph.schema.node import to_global_id
 from okrgraph.worker.jobs.kpis import sync_kpi_key_results
@@ -141,17 +141,18 @@ async def test_check_ins_racing_with_jobs_lose_no_update(committed: Committed) -
 
 async def test_a_burst_of_requests_coalesces_into_one_job_per_window(arq_pool: ArqRedis) -> None:
     org = uuid.uuid4()
-    base = 1_800_000_000_000 // WINDOW_MS * WINDOW_MS
+    base = 1_800_000_000_000 // RECALC_WINDOW_MS * RECALC_WINDOW_MS
     ids = set()
     for i in range(100):
-        name, kwargs = recalculation_job(org, now_ms=base + i * WINDOW_MS // 100)
+        name, kwargs = recalculation_job(org, now_ms=base + i * RECALC_WINDOW_MS // 100)
         ids.add(kwargs["_job_id"])
         await arq_pool.enqueue_job(name, **kwargs)
     assert len(ids) == 1
     assert len(await arq_pool.queued_jobs()) == 1
-    name, later = recalculation_job(org, now_ms=base + WINDOW_MS)
+    name, later = recalculation_job(org, now_ms=base + RECALC_WINDOW_MS)
     assert later["_job_id"] not in ids  # a running job never blocks the next window's
-    assert later["_defer_until"] == datetime.fromtimestamp((base + 2 * WINDOW_MS) / 1000, UTC)
+    run_at = datetime.fromtimestamp((base + 2 * RECALC_WINDOW_MS) / 1000, UTC)
+    assert later["_defer_until"] == run_at
 
 
 async def run_worker_burst(pool: ArqRedis, sm: async_sessionmaker[AsyncSession]) -> None:
@@ -171,10 +172,16 @@ async def test_a_flood_of_check_ins_is_a_few_recomputations(
 ) -> None:
     sm = committed.sessionmaker
     c = await build_company(sm, person_krs=10)
-    for i, kr in enumerate(c.person_krs * 5):
+
+    async def one(i: int, kr: uuid.UUID) -> None:
         await check_in(sm, c.org_id, kr, float(i))
         name, kwargs = recalculation_job(c.org_id)
         await arq_pool.enqueue_job(name, **kwargs)
+
+    # Five rounds of ten check-ins at once (one per key result): a flood, whose
+    # requests share the roll-up's short windows.
+    for round_ in range(5):
+        await asyncio.gather(*(one(round_ * 10 + j, kr) for j, kr in enumerate(c.person_krs)))
     jobs = len(await arq_pool.queued_jobs())
     assert 1 <= jobs < 50
     await run_worker_burst(arq_pool, sm)

@@ -56,10 +56,16 @@ async def claim_events(
                 FROM outbox_events e
                 WHERE e.org_id = CAST(:org AS uuid)
                   AND e.type <> ALL(CAST(:internal AS text[]))
+                  -- OFFSET 0: one probe of the unique key per event, never a join
+                  -- planned on stale counts (the tables grow by bursts, a full
+                  -- pass's ~130k events at once): estimated at 1 row, a nested
+                  -- loop re-read every consumed row per event (4,905 events:
+                  -- 3.8 s; probed: 48 ms)
                   AND NOT EXISTS (
                       SELECT 1 FROM outbox_consumed c
                       WHERE c.org_id = e.org_id AND c.consumer = CAST(:consumer AS varchar)
                         AND c.event_id = e.id
+                      OFFSET 0
                   )
                 ORDER BY e.created_at, e.id
                 LIMIT :limit

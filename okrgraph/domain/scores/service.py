@@ -56,6 +56,10 @@ WHERE k.org_id = CAST(:org AS uuid) AND k.id = latest.id
        OR k.last_check_in_at IS DISTINCT FROM last.at)
 """
 
+_SETTINGS = (
+    "SELECT set_config('plan_cache_mode', :plans, true), set_config('enable_seqscan', :seq, true)"
+)
+
 
 async def recalculate(
     session: AsyncSession,
@@ -74,10 +78,15 @@ async def recalculate(
     # costs 3-4 ms each to make, its cached generic plan nothing (a leaf's four
     # levels on 133k nodes: 17-20 ms -> 6 ms in a fresh connection). The full pass,
     # with 100k ids, keeps custom plans sized to its lists.
-    await session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+    # Every read here is a lookup by key, and a generic plan is kept for the
+    # connection's life: one made while score_history was nearly empty (a new
+    # deployment) read the whole history per changed row by a sequential scan
+    # ever after. Without sequential scans the plan takes the index whatever the
+    # table's size when it was made.
+    await session.execute(text(_SETTINGS), {"plans": "force_generic_plan", "seq": "off"})
     levels = await levels_above(session, org_id, key_result_ids, objective_ids)
     result = await roll_up(session, org_id, levels.levels, now, pace)
-    await session.execute(text("SET LOCAL plan_cache_mode = auto"))
+    await session.execute(text(_SETTINGS), {"plans": "auto", "seq": "on"})
     return result
 
 
