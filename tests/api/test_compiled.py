@@ -76,6 +76,7 @@ async def both_ways(
         return result
 
     monkeypatch.setattr(extension, "compile_query", spy)
+    extension.store.clear()  # compiled anew, not from an earlier test's request
     compiled = await data(client, token, query, **variables)
     assert calls == ["compiled"], "the query was expected to compile"
 
@@ -83,6 +84,7 @@ async def both_ways(
         raise NotCompilable("test: execute normally")
 
     monkeypatch.setattr(extension, "compile_query", refuse)
+    extension.store.clear()
     executed = await data(client, token, query, **variables)
     return compiled, executed
 
@@ -251,6 +253,7 @@ async def both_bodies(
     bodies = []
     for replacement in (spy, refuse):
         monkeypatch.setattr(extension, "compile_query", replacement)
+        extension.store.clear()  # compiled anew, not from the store
         response = await client.post(
             "/graphql",
             json={"query": query, "variables": variables},
