@@ -19,6 +19,7 @@ from okrgraph.domain.db import tenant_session
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.models import OutboxConsumed, OutboxEvent, WebhookDelivery
 from okrgraph.domain.outbox.after_commit import unit_of_work
+from okrgraph.domain.outbox.consumers import WEBHOOKS, try_lock_consumer
 from okrgraph.domain.outbox.jobs import DISPATCH_EVENTS
 from okrgraph.domain.outbox.retention import prune_batch
 from okrgraph.domain.outbox.service import ROLLUP_RETRY, emit
@@ -99,6 +100,27 @@ async def test_each_event_becomes_one_delivery_per_endpoint_that_asks_for_it(
     assert body["data"]["subject"] == {"type": "KEY_RESULT", "id": str(c.person_krs[0])}
     assert "recalc" not in body["data"]  # the pipeline's bookkeeping stays inside
     assert await _count(sm, c.org_id, OutboxConsumed) == consumed_before + 4  # 2 consumers
+
+
+async def test_a_dispatch_finding_its_consumer_busy_asks_for_the_next_window(
+    committed: Committed, arq_pool: ArqRedis
+) -> None:
+    """Another job of the organisation holds the webhooks consumer: this one takes
+    nothing for it (no waiting on the other's rows), asks for a dispatch after
+    commit, and the notifier still runs; the next dispatch takes the events."""
+    sm = committed.sessionmaker
+    c = await _company(sm)
+    async with tenant_session(sm, c.org_id) as s:
+        await record_check_in(s, system_principal(c.org_id), c.person_krs[0], 50)
+    ctx = {"sessionmaker": sm, "redis": arq_pool}
+    async with tenant_session(sm, c.org_id) as holder:
+        assert await try_lock_consumer(holder, c.org_id, WEBHOOKS)
+        done = await asyncio.wait_for(dispatch_events(ctx, str(c.org_id)), 10)
+    assert (done["events"], done["notified_events"]) == (0, 2)
+    jobs = [j for j in await arq_pool.queued_jobs() if j.function == DISPATCH_EVENTS]
+    assert [j.kwargs["org_id"] for j in jobs] == [str(c.org_id)]
+    again = await dispatch_events(ctx, str(c.org_id))
+    assert (again["events"], again["notified_events"]) == (2, 0)
 
 
 async def test_internal_events_are_never_dispatched(committed: Committed) -> None:

@@ -98,6 +98,16 @@ async def claim_events(
     ]
 
 
+async def try_lock_consumer(session: AsyncSession, org_id: uuid.UUID, consumer: str) -> bool:
+    """Take the organisation's lock of `consumer` until the transaction ends; False,
+    without waiting, when another transaction holds it."""
+    got = await session.scalar(
+        text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))::text"),
+        {"key": f"okr.consumer:{consumer}:{org_id}"},
+    )
+    return bool(got == "true")
+
+
 async def orgs_with_unclaimed(
     session: AsyncSession, consumer: str, older_than: timedelta
 ) -> list[uuid.UUID]:

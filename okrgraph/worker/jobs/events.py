@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.notifications.triggers import notify_events
-from okrgraph.domain.outbox.after_commit import unit_of_work
-from okrgraph.domain.outbox.consumers import BATCH
+from okrgraph.domain.outbox.after_commit import AfterCommit, unit_of_work
+from okrgraph.domain.outbox.consumers import BATCH, NOTIFIER, WEBHOOKS, try_lock_consumer
+from okrgraph.domain.outbox.jobs import Dispatch
 from okrgraph.domain.webhooks.dispatch import dispatch_events as dispatch
 
 # Batches per consumer and job; the rest is the next job's (asked for by the next
@@ -40,9 +41,9 @@ async def dispatch_events(ctx: dict[str, Any], org_id: str) -> dict[str, int]:
         return told.events
 
     failures = []
-    for consumer in (webhooks, notifier):
+    for name, consumer in ((WEBHOOKS, webhooks), (NOTIFIER, notifier)):
         try:
-            await _drain(ctx, org, consumer)
+            await _drain(ctx, org, name, consumer)
         except Exception as exc:  # the other consumer still runs; the job fails after
             failures.append(exc)
     if failures:
@@ -51,11 +52,23 @@ async def dispatch_events(ctx: dict[str, Any], org_id: str) -> dict[str, int]:
 
 
 async def _drain(
-    ctx: dict[str, Any], org: uuid.UUID, consume: Callable[[AsyncSession], Awaitable[int]]
+    ctx: dict[str, Any],
+    org: uuid.UUID,
+    name: str,
+    consume: Callable[[AsyncSession], Awaitable[int]],
 ) -> None:
-    """Rounds of one consumer, each its own transaction, until a batch is not full."""
+    """Rounds of one consumer, each its own transaction, until a batch is not full.
+
+    One job of the organisation per consumer at a time: a job whose consumer is busy
+    in another asks for one in the next window and leaves (as the roll-up does).
+    Two at once would claim the same events, the second waiting on each of the
+    first's rows, then scanning again: a job per 50 ms window piled up a dozen of
+    them, 1-7 s each, beside the roll-up (issue 11, 300k key results)."""
     for _ in range(MAX_ROUNDS):
         async with unit_of_work(ctx["sessionmaker"], org, ctx.get("redis")) as session:
+            if not await try_lock_consumer(session, org, name):
+                AfterCommit.of(session).request(Dispatch(org))
+                return
             taken = await consume(session)
         if taken < BATCH:
             break
