@@ -7,9 +7,11 @@ after commit (`RunClose`, the after-commit follow-ups like every other job; the
 relay re-enqueues a QUEUED one whose enqueue was lost). The cycle keeps its
 state until the close commits.
 
-`run_close_job` (the worker's job) claims the job (RUNNING, committed), then
-closes the cycle in one transaction that also marks the job DONE with its
-result: the close is all or nothing. Its progress (phase, counts) is written
+`run_close_job` (the worker's job) claims the job (RUNNING, committed), brings
+the organisation's scores current in a transaction of its own (a full
+recalculation as the score job runs it: derived numbers, kept if the close then
+fails), then closes the cycle in one transaction that also marks the job DONE
+with its result: the close is all or nothing. Its progress (phase, counts) is written
 in short transactions of their own, so the API sees it while the close runs.
 A rerun after a crash finds RUNNING and closes again from scratch (nothing of
 the crashed attempt was committed); one after the commit finds DONE and does
@@ -36,6 +38,7 @@ from okrgraph.domain.cycles.carry_over import CarryOverPolicy
 from okrgraph.domain.cycles.closing import (
     Closing,
     Progress,
+    announce_changes,
     check_closable,
     close_cycle,
     locked_cycle,
@@ -51,6 +54,7 @@ from okrgraph.domain.models.enums import (
     SubjectType,
 )
 from okrgraph.domain.outbox.after_commit import AfterCommit, Job, unit_of_work
+from okrgraph.domain.scores.service import full_recalculation
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +191,10 @@ async def run_close_job(
         job.attempts += 1
         principal, cycle_id = _principal(job), job.cycle_id
         policy, next_cycle_id = CarryOverPolicy(job.carry_over), job.next_cycle_id
+    progress = _reporter(sessionmaker, org_id, job_id)
     try:
+        await progress(ClosePhase.RECALCULATING.value, {})
+        await _bring_scores_current(sessionmaker, org_id, queue, now)
         async with unit_of_work(sessionmaker, org_id, queue) as session:
             await locked_cycle(session, cycle_id)  # a second run waits for the first
             state = await session.scalar(select(CloseJob.state).where(CloseJob.id == job_id))
@@ -203,7 +210,7 @@ async def run_close_job(
                 carry_over=policy,
                 next_cycle_id=next_cycle_id,
                 now=now,
-                progress=_reporter(sessionmaker, org_id, job_id),
+                progress=progress,
             )
             await session.execute(
                 update(CloseJob)
@@ -226,6 +233,26 @@ async def run_close_job(
         log.exception("close job %s of organisation %s failed", job_id, org_id)
         await _fail(sessionmaker, org_id, job_id, f"Internal error ({type(exc).__name__}).")
     return CloseJobState.FAILED
+
+
+async def _bring_scores_current(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    org_id: uuid.UUID,
+    queue: Any,
+    now: datetime | None,
+) -> None:
+    """A full recalculation committed before the close, as the score job would run it.
+
+    The close still makes its own (its frozen numbers are a full pass's of that
+    moment), which then has (about) nothing to write. Without this, the close's
+    grading rewrites rows its own transaction's pass had just written: PostgreSQL
+    re-checks every foreign key of a row whose old version the same transaction
+    wrote, and the pass's versions, not yet dead to anyone, fill the pages a HOT
+    update needs (10k objectives, every score changed: grading 2.2 s -> 0.3 s).
+    """
+    async with unit_of_work(sessionmaker, org_id, queue) as session:
+        result = await full_recalculation(session, org_id, now=now)
+        announce_changes(session, org_id, result)
 
 
 def _reporter(

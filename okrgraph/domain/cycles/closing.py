@@ -35,10 +35,12 @@ from okrgraph.domain.cycles.grading import (
 )
 from okrgraph.domain.cycles.next_cycle import next_cycle_for
 from okrgraph.domain.errors import Conflict, ErrorCode, NotFound
+from okrgraph.domain.messages import ProgressChanged
 from okrgraph.domain.models import Cycle
 from okrgraph.domain.models.enums import ClosePhase, CycleState, Outcome, SubjectType
 from okrgraph.domain.objectives.service import OBJECTIVE_CHANGED
 from okrgraph.domain.outbox.after_commit import AfterCommit
+from okrgraph.domain.outbox.jobs import Dispatch
 from okrgraph.domain.outbox.service import emit, recalc_payload
 from okrgraph.domain.scores.rollup import RecalcResult
 from okrgraph.domain.scores.service import full_recalculation
@@ -226,9 +228,8 @@ async def _announce(
         subject_id=cycle.id,
         payload=summary,
     )
-    # The copies get their scores (one with neither key results nor children too),
-    # and the score job announces what the full pass above changed, once committed.
-    if copies or current.changes:
+    # The copies get their scores (one with neither key results nor children too).
+    if copies:
         await emit(
             session,
             org_id=principal.org_id,
@@ -236,14 +237,22 @@ async def _announce(
             subject_type=SubjectType.CYCLE,
             subject_id=next_cycle.id,
             payload={
-                "recalc": recalc_payload(
-                    key_result_ids=kr_copies,
-                    objective_ids=copies.values(),
-                    written=[c.to_json() for c in current.changes],
-                )
+                "recalc": recalc_payload(key_result_ids=kr_copies, objective_ids=copies.values())
             },
         )
+    announce_changes(session, principal.org_id, current)
     await session.flush()
+
+
+def announce_changes(session: AsyncSession, org_id: uuid.UUID, result: RecalcResult) -> None:
+    """What a full pass changed, announced once committed as the score jobs announce
+    theirs (worker/jobs/scores.py), not as an event's `recalc.written` (the 40k changes
+    of a 10k-objective cycle were megabytes of JSON in an outbox row)."""
+    if result.changes:
+        buffer = AfterCommit.of(session)
+        buffer.announce(ProgressChanged(org_id, tuple(result.changes), result.through))
+        # The pass wrote their `score.changed` events in SQL, not through emit().
+        buffer.request(Dispatch(org_id))
 
 
 async def locked_cycle(session: AsyncSession, cycle_id: uuid.UUID) -> Cycle:

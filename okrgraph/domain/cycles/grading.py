@@ -2,7 +2,8 @@
 keep a reflection per graded objective (ACHIEVED at 0.7, the good stretch
 result, else MISSED; CARRIED_OVER when a copy continues it in the next cycle).
 
-Set-based: one statement each, whatever the cycle's size.
+Set-based: one statement for the grades and frozen scores, one for the
+reflections, whatever the cycle's size.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from okrgraph.domain.objectives.reflections import SUCCESS
 _ACHIEVED_FROM = SUCCESS - 1e-9
 
 # The cycle's objectives that get a grade (neither DRAFT nor CANCELLED) take their
-# progress as final score and ACHIEVED or MISSED; in the order of the summary.
-_GRADE_OBJECTIVES = """
+# progress as final score and ACHIEVED or MISSED, and their key results that count
+# (not cancelled) keep their score as final; the graded in the order of the summary,
+# each row with how many key results count. One statement: the key results are found
+# from the graded ids, not by a second scan of the cycle's objectives.
+_FREEZE_AND_GRADE = """
 WITH graded AS (
     UPDATE objectives
     SET final_score = progress,
@@ -32,17 +36,10 @@ WITH graded AS (
     WHERE org_id = CAST(:org AS uuid) AND cycle_id = CAST(:cycle AS uuid)
       AND state NOT IN ('DRAFT', 'CANCELLED')
     RETURNING id, title, progress, state, created_at
-)
-SELECT id, title, progress, state FROM graded ORDER BY created_at, id
-"""
-
-# Their key results that count (not cancelled) keep their score as final; how many.
-_FREEZE_KEY_RESULTS = """
-WITH counted AS (
-    SELECT k.id, k.score FROM key_results k
-    JOIN objectives o ON o.org_id = k.org_id AND o.id = k.objective_id
-    WHERE o.org_id = CAST(:org AS uuid) AND o.cycle_id = CAST(:cycle AS uuid)
-      AND o.state IN ('ACHIEVED', 'MISSED') AND k.state <> 'CANCELLED'
+),
+counted AS (
+    SELECT k.id, k.score FROM key_results k JOIN graded g ON g.id = k.objective_id
+    WHERE k.org_id = CAST(:org AS uuid) AND k.state <> 'CANCELLED'
 ),
 frozen AS (
     UPDATE key_results k SET final_score = c.score, updated_at = now()
@@ -50,7 +47,8 @@ frozen AS (
     WHERE k.org_id = CAST(:org AS uuid) AND k.id = c.id
       AND k.final_score IS DISTINCT FROM c.score
 )
-SELECT count(*) FROM counted
+SELECT id, title, progress, state, (SELECT count(*) FROM counted)
+FROM graded ORDER BY created_at, id
 """
 
 # One reflection per graded objective; an existing one keeps its texts.
@@ -89,10 +87,10 @@ async def freeze_and_grade(
 ) -> tuple[list[Graded], int]:
     """The cycle's graded objectives (ACHIEVED or MISSED now, their progress frozen as
     final score), by creation; and how many counting key results were frozen."""
-    params = {"org": org_id, "cycle": cycle_id}
-    rows = await session.execute(text(_GRADE_OBJECTIVES), {**params, "achieved": _ACHIEVED_FROM})
-    graded = [Graded(i, title, score, ObjectiveState(state)) for i, title, score, state in rows]
-    frozen = (await session.execute(text(_FREEZE_KEY_RESULTS), params)).scalar_one()
+    params = {"org": org_id, "cycle": cycle_id, "achieved": _ACHIEVED_FROM}
+    rows = (await session.execute(text(_FREEZE_AND_GRADE), params)).all()
+    graded = [Graded(i, title, score, ObjectiveState(state)) for i, title, score, state, _ in rows]
+    frozen = rows[0][4] if rows else 0
     return graded, int(frozen)
 
 
