@@ -66,9 +66,10 @@ class Org:
 
 @asynccontextmanager
 async def scratch_database(server_url: str | None = None) -> AsyncIterator[str]:
-    """A new migrated database on the server (owner URL), dropped afterwards."""
+    """A new migrated database on the server (owner URL), dropped afterwards; its name
+    starts with BENCH_DB_PREFIX (default okr_bench_), so each engineer's are told apart."""
     server_url = server_url or os.environ.get("BENCH_DATABASE_URL") or DEFAULT_URL
-    name = f"okr_bench_{uuid.uuid4().hex[:10]}"
+    name = f"{os.environ.get('BENCH_DB_PREFIX', 'okr_bench_')}{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(server_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     base, _, _ = server_url.rpartition("/")
