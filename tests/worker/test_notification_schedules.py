@@ -156,6 +156,9 @@ async def test_a_check_in_reminder_goes_once_per_period_in_the_morning(
     [mail] = await sends(committed, org, K.CHECK_IN_DUE)
     assert (mail.channel, mail.person_id) == (Channel.EMAIL, org.alice)
     assert "<li>Stale KR" in mail.html_body
+    # Due from the sweep's `now` (okrgraph's clock), not PostgreSQL's: a send the
+    # sweep at MONDAY wrote is due at MONDAY, whatever the day the test runs.
+    assert mail.next_attempt_at == MONDAY
     for later in (timedelta(hours=1), timedelta(days=1), timedelta(days=5)):
         assert (await run(committed, MONDAY + later))["check_in_due"] == 0
     # Sunday: bob's check-in is 8 days old; alice was told this period already.
@@ -203,6 +206,7 @@ async def test_the_weekly_digest_goes_once_a_week_with_what_moved_and_what_is_at
     mails = await sends(committed, org, K.WEEKLY_DIGEST)
     assert len(mails) == 3
     assert all(m.html_body.startswith("<h3>") for m in mails)
+    assert {m.next_attempt_at for m in mails} == {MONDAY}
     assert (await run(committed, MONDAY + timedelta(days=3, hours=12)))["weekly_digest"] == 0
     assert (await run(committed, MONDAY + timedelta(days=7)))["weekly_digest"] == 6
     assert len(await inbox(committed, org, K.WEEKLY_DIGEST)) == 6

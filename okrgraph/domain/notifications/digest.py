@@ -109,7 +109,7 @@ async def send_weekly_digest(session: AsyncSession, org_id: uuid.UUID, now: date
         for person, digest in digests.items()
         if digest.sections()
     }
-    return await notify_each(session, org_id, notes)
+    return await notify_each(session, org_id, notes, now=now)
 
 
 async def collect_digests(

@@ -7,7 +7,9 @@ delivers and retries. Both are unique per person and dedup key, so a trigger
 that fires twice (two workers, a retried job, a sweep run again) tells each
 person once; the dedup key says what "once" means (`worsened:<id>:<day>`,
 `digest:<person>:<ISO week>`, ...). It runs in the caller's transaction and asks
-for the send job after commit.
+for the send job after commit. A send is due from `now`, the time the caller
+decided to tell (a sweep's `now`, else okrgraph's clock), not PostgreSQL's: the
+worker judges what is due by that clock.
 
 Preferences: a person's explicit choice (`notification_preferences`) wins;
 otherwise `DEFAULTS`: every kind in the inbox; by e-mail what needs acting on or
@@ -20,10 +22,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from okrgraph.domain import clock
 from okrgraph.domain.models import NotificationPreference
 from okrgraph.domain.models.enums import Channel, NotificationKind, SubjectType
 from okrgraph.domain.outbox.after_commit import AfterCommit
@@ -87,15 +91,24 @@ async def channels_for(
 
 
 async def notify(
-    session: AsyncSession, org_id: uuid.UUID, person_ids: Collection[uuid.UUID], note: Note
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    person_ids: Collection[uuid.UUID],
+    note: Note,
+    *,
+    now: datetime | None = None,
 ) -> int:
     """Tell these people (archived ones excepted) `note`, each once per dedup key, on
     their channels; how many inbox items and sends were new."""
-    return await notify_each(session, org_id, dict.fromkeys(person_ids, note))
+    return await notify_each(session, org_id, dict.fromkeys(person_ids, note), now=now)
 
 
 async def notify_each(
-    session: AsyncSession, org_id: uuid.UUID, notes: Mapping[uuid.UUID, Note]
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    notes: Mapping[uuid.UUID, Note],
+    *,
+    now: datetime | None = None,
 ) -> int:
     """Tell each person their own note (a reminder listing their key results, a
     digest), as `notify` does, in the same few statements whatever the number of
@@ -144,9 +157,9 @@ async def notify_each(
                 text(
                     """
                     INSERT INTO notification_sends (org_id, id, person_id, channel, kind,
-                        dedup_key, subject, text_body, html_body, status)
+                        dedup_key, subject, text_body, html_body, status, next_attempt_at)
                     SELECT CAST(:org AS uuid), gen_random_uuid(), s.p, s.c, s.kind, s.dedup,
-                           s.title, s.body, s.html, 'PENDING'
+                           s.title, s.body, s.html, 'PENDING', CAST(:due AS timestamptz)
                     FROM unnest(CAST(:people AS uuid[]), CAST(:channels AS text[]),
                                 CAST(:kinds AS text[]), CAST(:dedups AS text[]),
                                 CAST(:titles AS text[]), CAST(:bodies AS text[]),
@@ -158,6 +171,7 @@ async def notify_each(
                 ),
                 {
                     "org": org_id,
+                    "due": now or clock.now(),
                     "people": [p for p, _ in sends],
                     "channels": [c.value for _, c in sends],
                 }

@@ -139,7 +139,7 @@ async def remind_check_ins_due(session: AsyncSession, org_id: uuid.UUID, now: da
         person: _due_note(person, period, list(due), now)
         for person, due in groupby(rows, key=lambda r: r.person_id)
     }
-    return await notify_each(session, org_id, notes)
+    return await notify_each(session, org_id, notes, now=now)
 
 
 def _due_note(person: uuid.UUID, period: str, due: list[Any], now: datetime) -> Note:
@@ -203,7 +203,7 @@ async def announce_cycles_ending(session: AsyncSession, org_id: uuid.UUID, now: 
             person: _ending_note(list(owned), calendar.today)
             for person, owned in groupby(of_cycle, key=lambda r: r.person_id)
         }
-        new += await notify_each(session, org_id, notes)
+        new += await notify_each(session, org_id, notes, now=now)
     return new
 
 
