@@ -22,12 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from okrgraph.api.app import create_app
 from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.config import Settings
-from okrgraph.domain.cycles import close_jobs
-from okrgraph.domain.cycles.closing import Progress
+from okrgraph.domain.cycles import close_jobs, closing
+from okrgraph.domain.cycles.closing import Closing, Progress
 from okrgraph.domain.db import tenant_session
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.models import CloseJob, Cycle, KeyResult, Objective, Reflection
-from okrgraph.domain.models.enums import CloseJobState, CycleState
+from okrgraph.domain.models.enums import CloseJobState, CycleState, Outcome
 from okrgraph.domain.scores.service import full_recalculation, lock_scores
 from okrgraph.domain.validation import NUMBER_RULE
 from okrgraph.schema.node import to_global_id
@@ -291,3 +291,126 @@ async def test_the_relay_enqueues_a_close_whose_enqueue_was_lost(
         closed = await s.execute(text("SELECT state FROM cycles WHERE id = :c"), {"c": w.cycle_id})
     assert (state, closed.scalar_one()) == (CloseJobState.DONE, "CLOSED")
     assert await relay_close_jobs(ctx) == 0
+
+
+def passes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records each full recalculation: "job" (the job's own, committed before the close)
+    or "close" (inside the close's transaction)."""
+    seen: list[str] = []
+    for module, name in ((close_jobs, "job"), (closing, "close")):
+        real = module.full_recalculation
+
+        async def counted(*args: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+            seen.append(_name)
+            return await _real(*args, **kw)
+
+        monkeypatch.setattr(module, "full_recalculation", counted)
+    return seen
+
+
+async def frozen_of(sm: async_sessionmaker[AsyncSession], w: World) -> dict[str, Any]:
+    """What the close froze and graded, by objective title (the worlds' ids differ)."""
+    async with tenant_session(sm, w.org_id) as s:
+        rows = await s.execute(
+            select(Objective.title, Objective.final_score, Objective.state, KeyResult.final_score)
+            .join(KeyResult, KeyResult.objective_id == Objective.id)
+            .where(Objective.cycle_id == w.cycle_id)
+        )
+        reflections = await s.execute(
+            select(Objective.title, Reflection.outcome, Reflection.final_score).join(
+                Reflection, Reflection.objective_id == Objective.id
+            )
+        )
+        return {
+            "objectives": sorted(tuple(r) for r in rows),
+            "reflections": sorted(tuple(r) for r in reflections),
+        }
+
+
+async def test_the_job_does_not_recalculate_twice_and_freezes_what_a_close_with_its_pass_does(
+    committed: Committed, arq_pool: ArqRedis, large: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm = committed.sessionmaker
+    seen = passes(monkeypatch)
+    job_world, call_world = await build(sm), await build(sm)  # the same graph twice
+    async with api(sm, arq_pool) as client:
+        assert (await close(client, job_world))["job"]["state"] == "QUEUED"
+    await run_worker(arq_pool, sm)
+    assert seen == ["job"]  # nothing changed since the job's pass: the close ran none
+    async with tenant_session(sm, call_world.org_id) as s:  # the close with its own pass
+        await closing.close_cycle(s, system_principal(call_world.org_id), call_world.cycle_id)
+    assert seen == ["job", "close"]
+    expected = await frozen_of(sm, call_world)
+    assert expected["reflections"] == [
+        ("Good", Outcome.ACHIEVED, pytest.approx(0.8)),
+        ("Low", Outcome.CARRIED_OVER, pytest.approx(0.1)),
+        ("Poor", Outcome.CARRIED_OVER, pytest.approx(0.3)),
+    ]
+    assert await frozen_of(sm, job_world) == expected
+
+
+async def test_a_change_committed_after_the_jobs_pass_is_recalculated_by_the_close(
+    committed: Committed, arq_pool: ArqRedis, large: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm = committed.sessionmaker
+    seen = passes(monkeypatch)
+    w = await build(sm)
+    real = close_jobs._bring_scores_current
+    held: list[bool] = []
+
+    async def then_a_check_in(*args: Any) -> None:
+        await real(*args)
+        async with tenant_session(sm, w.org_id) as s:  # no roll-up gets in meanwhile
+            held.append(not await lock_scores(s, w.org_id, wait=False))
+        async with tenant_session(sm, w.org_id) as s:  # Good: 0.8 -> 0.2, committed
+            await record_check_in(s, system_principal(w.org_id), w.krs[0], 20.0)
+
+    monkeypatch.setattr(close_jobs, "_bring_scores_current", then_a_check_in)
+    async with api(sm, arq_pool) as client:
+        assert (await close(client, w))["job"]["state"] == "QUEUED"
+        await run_worker(arq_pool, sm)
+        done = await job_of(client, w)
+    assert held == [True]
+    assert done["closeJob"]["state"] == "DONE"
+    grades = {
+        g["title"]: (g["finalScore"], g["outcome"])
+        for g in done["closeJob"]["summary"]["objectives"]
+    }
+    assert grades["Good"] == (pytest.approx(0.2), "CARRIED_OVER")  # not 0.8: recalculated
+    assert seen == ["job", "close"]  # the pending check-in: the close's own pass
+
+
+async def test_a_job_whose_cycle_another_close_holds_lets_the_roll_up_lock_go(
+    committed: Committed, arq_pool: ArqRedis, large: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dry run (or the cron's close) holding the cycle waits for the roll-up lock that
+    the job holds; the job must not wait for the cycle while holding it (a deadlock)."""
+    sm = committed.sessionmaker
+    seen = passes(monkeypatch)
+    w = await build(sm)
+    real = close_jobs._bring_scores_current
+    holding = asyncio.Event()
+    tasks: list[asyncio.Task[Closing]] = []
+
+    async def dry_run() -> Closing:
+        async with tenant_session(sm, w.org_id) as s:
+            await closing.locked_cycle(s, w.cycle_id)
+            holding.set()
+            return await closing.close_cycle(
+                s, system_principal(w.org_id), w.cycle_id, dry_run=True
+            )
+
+    async def then_a_dry_run(*args: Any) -> None:
+        await real(*args)
+        tasks.append(asyncio.create_task(dry_run()))
+        await asyncio.wait_for(holding.wait(), HANG_S)
+
+    monkeypatch.setattr(close_jobs, "_bring_scores_current", then_a_dry_run)
+    async with api(sm, arq_pool) as client:
+        assert (await close(client, w))["job"]["state"] == "QUEUED"
+        await asyncio.wait_for(run_worker(arq_pool, sm), HANG_S)
+        done = await job_of(client, w)
+    plan = await asyncio.wait_for(tasks[0], HANG_S)
+    assert (done["state"], done["closeJob"]["state"]) == ("CLOSED", "DONE")
+    assert seen == ["job", "close", "close"]  # the dry run's, then the job's close's own
+    assert done["closeJob"]["keyResultsCarriedOver"] == plan.key_results_carried_over == 2

@@ -11,8 +11,12 @@ state until the close commits.
 the organisation's scores current in a transaction of its own (a full
 recalculation as the score job runs it: derived numbers, kept if the close then
 fails), then closes the cycle in one transaction that also marks the job DONE
-with its result: the close is all or nothing. Its progress (phase, counts) is written
-in short transactions of their own, so the API sees it while the close runs.
+with its result: the close is all or nothing. Both transactions run on one
+connection holding the organisation's roll-up lock from before the first to
+after the second, so no roll-up runs between them: with no change committed
+meanwhile (no recalculation event pending), the close does not recalculate again.
+Its progress (phase, counts) is written in short transactions of their own, so
+the API sees it while the close runs.
 A rerun after a crash finds RUNNING and closes again from scratch (nothing of
 the crashed attempt was committed); one after the commit finds DONE and does
 nothing; two at once queue on the cycle's lock and the second finds DONE. A
@@ -23,11 +27,15 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from okrgraph.domain import clock
@@ -67,6 +75,7 @@ CLOSE_REQUESTED = "cycle.close_requested"
 # per-statement timeout allows at scale; the job's own timeout still bounds them.
 JOB_STATEMENT_TIMEOUT_S = 280
 LIVE = (CloseJobState.QUEUED, CloseJobState.RUNNING)
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a NOWAIT lock another transaction holds
 
 
 @dataclass(frozen=True)
@@ -183,6 +192,7 @@ async def run_close_job(
 ) -> CloseJobState | None:
     """Run a queued close (idempotent, see the module's docstring); the job's state
     after this run (None: no such job)."""
+    now = now or clock.now()  # one instant for the recalculation and the close
     async with unit_of_work(sessionmaker, org_id) as session:
         job = await session.get(CloseJob, (org_id, job_id), with_for_update=True)
         if job is None or job.state not in LIVE:
@@ -194,45 +204,104 @@ async def run_close_job(
     progress = _reporter(sessionmaker, org_id, job_id)
     try:
         await progress(ClosePhase.RECALCULATING.value, {})
-        await _bring_scores_current(sessionmaker, org_id, queue, now)
-        async with unit_of_work(sessionmaker, org_id, queue) as session:
-            await locked_cycle(session, cycle_id)  # a second run waits for the first
-            state = await session.scalar(select(CloseJob.state).where(CloseJob.id == job_id))
-            if state is not CloseJobState.RUNNING:
-                return state  # the run before this one finished it
-            await session.execute(
-                text(f"SET LOCAL statement_timeout = '{JOB_STATEMENT_TIMEOUT_S}s'")
-            )
-            closing = await close_cycle(
-                session,
-                principal,
-                cycle_id,
-                carry_over=policy,
-                next_cycle_id=next_cycle_id,
-                now=now,
-                progress=progress,
-            )
-            await session.execute(
-                update(CloseJob)
-                .where(CloseJob.id == job_id)
-                .values(
-                    state=CloseJobState.DONE,
-                    phase=None,
-                    result=closing.as_json(),
-                    objectives_graded=len(closing.objectives),
-                    key_results_frozen=closing.key_results_frozen,
-                    objectives_carried_over=closing.objectives_carried_over,
-                    key_results_carried_over=closing.key_results_carried_over,
-                    finished_at=clock.now(),
-                )
-            )
-        return CloseJobState.DONE
+        close = partial(
+            _close_in_job, principal, job_id, cycle_id, policy, next_cycle_id, queue, now, progress
+        )
+        try:
+            async with _holding_scores(sessionmaker, org_id) as held:
+                await _bring_scores_current(held, org_id, queue, now)
+                return await close(held, scores_held=True)
+        except _CycleBusy:
+            # Whoever holds the cycle (a dry run, the cron's close) may be waiting for
+            # the roll-up lock held here: let it go, then wait for the cycle as usual.
+            return await close(sessionmaker, scores_held=False)
     except DomainError as exc:  # the close refused (closed meanwhile, a bad target, ...)
         await _fail(sessionmaker, org_id, job_id, exc.message)
     except Exception as exc:
         log.exception("close job %s of organisation %s failed", job_id, org_id)
         await _fail(sessionmaker, org_id, job_id, f"Internal error ({type(exc).__name__}).")
     return CloseJobState.FAILED
+
+
+class _CycleBusy(Exception):
+    """Another transaction holds the cycle's row (see run_close_job)."""
+
+
+async def _close_in_job(
+    principal: Principal,
+    job_id: uuid.UUID,
+    cycle_id: uuid.UUID,
+    policy: CarryOverPolicy,
+    next_cycle_id: uuid.UUID | None,
+    queue: Any,
+    now: datetime,
+    progress: Progress,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    scores_held: bool,
+) -> CloseJobState | None:
+    """The close and the job's DONE in one transaction (the state the job ends in).
+    With `scores_held` (see close_cycle), a cycle another transaction holds is
+    `_CycleBusy` rather than waited for."""
+    async with unit_of_work(sessionmaker, principal.org_id, queue) as session:
+        try:  # a second run waits for the first (at the roll-up lock, or here)
+            await locked_cycle(session, cycle_id, nowait=scores_held)
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                raise _CycleBusy from exc
+            raise
+        state = await session.scalar(select(CloseJob.state).where(CloseJob.id == job_id))
+        if state is not CloseJobState.RUNNING:
+            return state  # the run before this one finished it
+        await session.execute(text(f"SET LOCAL statement_timeout = '{JOB_STATEMENT_TIMEOUT_S}s'"))
+        closing = await close_cycle(
+            session,
+            principal,
+            cycle_id,
+            carry_over=policy,
+            next_cycle_id=next_cycle_id,
+            now=now,
+            progress=progress,
+            scores_held=scores_held,
+        )
+        await session.execute(
+            update(CloseJob)
+            .where(CloseJob.id == job_id)
+            .values(
+                state=CloseJobState.DONE,
+                phase=None,
+                result=closing.as_json(),
+                objectives_graded=len(closing.objectives),
+                key_results_frozen=closing.key_results_frozen,
+                objectives_carried_over=closing.objectives_carried_over,
+                key_results_carried_over=closing.key_results_carried_over,
+                finished_at=clock.now(),
+            )
+        )
+    return CloseJobState.DONE
+
+
+@asynccontextmanager
+async def _holding_scores(
+    sessionmaker: async_sessionmaker[AsyncSession], org_id: uuid.UUID
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on one connection that holds the organisation's roll-up lock (the key
+    of scores.service.lock_scores, at session level) until the block ends; their own
+    lock_scores takes it again at once, anyone else's waits."""
+    engine = sessionmaker.kw["bind"]
+    key = {"key": f"okr.scores:{org_id}"}
+    async with engine.connect() as conn:
+        # waits as long as the job may (a roll-up holding it), not the app's timeout
+        await conn.execute(text(f"SET LOCAL statement_timeout = '{JOB_STATEMENT_TIMEOUT_S}s'"))
+        await conn.execute(text("SELECT pg_advisory_lock(hashtextextended(:key, 0))"), key)
+        await conn.commit()
+        try:
+            yield async_sessionmaker(**{**sessionmaker.kw, "bind": conn})
+        finally:
+            if conn.in_transaction():
+                await conn.rollback()
+            await conn.execute(text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), key)
+            await conn.commit()
 
 
 async def _bring_scores_current(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import clock
@@ -43,7 +43,7 @@ from okrgraph.domain.outbox.after_commit import AfterCommit
 from okrgraph.domain.outbox.jobs import Dispatch
 from okrgraph.domain.outbox.service import emit, recalc_payload
 from okrgraph.domain.scores.rollup import RecalcResult
-from okrgraph.domain.scores.service import full_recalculation
+from okrgraph.domain.scores.service import full_recalculation, lock_scores
 
 CYCLE_CLOSED = "cycle.closed"
 
@@ -125,9 +125,15 @@ async def close_cycle(
     next_cycle_id: uuid.UUID | None = None,
     now: datetime | None = None,
     progress: Progress = _no_progress,
+    scores_held: bool = False,
 ) -> Closing:
     """Close the cycle; with `dry_run`, return the same plan and write nothing (nor ask
-    anything after commit)."""
+    anything after commit).
+
+    `scores_held`: the caller committed a full recalculation at `now` and has kept the
+    organisation's roll-ups out since (close_jobs.py); unless a recalculation event is
+    pending (a change committed since), that pass's numbers are what this close's own
+    would be, and it is not run again."""
     require_admin(principal)
     now = now or clock.now()
     buffer = AfterCommit.of(session)
@@ -135,7 +141,7 @@ async def close_cycle(
     savepoint = await session.begin_nested()
     try:
         closing = await _close(
-            session, principal, cycle_id, carry_over, next_cycle_id, now, progress
+            session, principal, cycle_id, carry_over, next_cycle_id, now, progress, scores_held
         )
     except BaseException:
         await savepoint.rollback()
@@ -158,6 +164,7 @@ async def _close(
     next_cycle_id: uuid.UUID | None,
     now: datetime,
     progress: Progress,
+    scores_held: bool,
 ) -> Closing:
     cycle = await locked_cycle(session, cycle_id)
     check_closable(cycle)
@@ -165,7 +172,7 @@ async def _close(
     # The frozen numbers are what a full recalculation gives now: every committed
     # change included, pending or not, and nothing the incremental path missed.
     await progress(ClosePhase.RECALCULATING.value, {})
-    current = await full_recalculation(session, principal.org_id, now=now)
+    current = await _current_scores(session, principal.org_id, now, scores_held)
 
     await progress(ClosePhase.GRADING.value, {})
     graded, key_results_frozen = await freeze_and_grade(session, principal.org_id, cycle.id)
@@ -194,6 +201,28 @@ async def _close(
     )
     await _announce(session, principal, closing, cycle, next_cycle, carried, current)
     return closing
+
+
+async def _current_scores(
+    session: AsyncSession, org_id: uuid.UUID, now: datetime, held: bool
+) -> RecalcResult:
+    """The organisation's scores as a full recalculation gives them at `now`: its
+    changes to announce (none when a committed pass is still current, see close_cycle)."""
+    if held:
+        await lock_scores(session, org_id)  # the caller's own: taken at once
+        if not await _recalc_pending(session, org_id):
+            return RecalcResult()
+    return await full_recalculation(session, org_id, now=now)
+
+
+async def _recalc_pending(session: AsyncSession, org_id: uuid.UUID) -> bool:
+    """Whether a committed change waits for the score pipeline (every change to what
+    scores are made of names its subjects in an event's `recalc`, DESIGN.md section 4)."""
+    pending = text(
+        "SELECT EXISTS (SELECT 1 FROM outbox_events WHERE org_id = CAST(:org AS uuid)"
+        " AND processed_at IS NULL AND payload ? 'recalc')"
+    )
+    return bool(await session.scalar(pending, {"org": org_id}))
 
 
 def check_closable(cycle: Cycle) -> None:
@@ -255,12 +284,15 @@ def announce_changes(session: AsyncSession, org_id: uuid.UUID, result: RecalcRes
         buffer.request(Dispatch(org_id))
 
 
-async def locked_cycle(session: AsyncSession, cycle_id: uuid.UUID) -> Cycle:
-    """The cycle, locked: a second close waits for the first and then sees it CLOSED."""
+async def locked_cycle(
+    session: AsyncSession, cycle_id: uuid.UUID, *, nowait: bool = False
+) -> Cycle:
+    """The cycle, locked: a second close waits for the first and then sees it CLOSED
+    (`nowait`: fails at once, SQLSTATE 55P03, when another transaction holds it)."""
     stmt = (
         select(Cycle)
         .where(Cycle.id == cycle_id)
-        .with_for_update()
+        .with_for_update(nowait=nowait)
         .execution_options(populate_existing=True)
     )
     cycle = (await session.execute(stmt)).scalar_one_or_none()
