@@ -414,3 +414,83 @@ async def test_a_job_whose_cycle_another_close_holds_lets_the_roll_up_lock_go(
     assert (done["state"], done["closeJob"]["state"]) == ("CLOSED", "DONE")
     assert seen == ["job", "close", "close"]  # the dry run's, then the job's close's own
     assert done["closeJob"]["keyResultsCarriedOver"] == plan.key_results_carried_over == 2
+
+
+async def graph_of(sm: async_sessionmaker[AsyncSession], w: World) -> dict[str, Any]:
+    """The world's objectives, key results, cycles, reflections, audit entries and event
+    types, by title and value (the worlds' ids differ)."""
+    async with tenant_session(sm, w.org_id) as s:
+        objectives = await s.execute(
+            select(
+                Objective.title,
+                Objective.state,
+                Objective.progress,
+                Objective.status,
+                Objective.final_score,
+                Objective.carried_over_from_id,
+            )
+        )
+        key_results = await s.execute(
+            select(
+                Objective.title,
+                KeyResult.state,
+                KeyResult.score,
+                KeyResult.status,
+                KeyResult.current_value,
+                KeyResult.start_value,
+                KeyResult.final_score,
+                KeyResult.carried_over_from_id,
+            ).join(Objective, Objective.id == KeyResult.objective_id)
+        )
+        cycles = await s.execute(select(Cycle.starts_on, Cycle.state, Cycle.closed_at))
+        tables = {t: await count(sm, w, m) for t, m in (("reflections", Reflection),)}
+        audit = await s.execute(text("SELECT action FROM audit_entries"))
+        events = await s.execute(text("SELECT type, processed_at IS NULL FROM outbox_events"))
+        return {
+            "objectives": sorted(tuple(r) for r in objectives),
+            "key_results": sorted(tuple(r) for r in key_results),
+            "cycles": sorted(tuple(r) for r in cycles),
+            "audit": sorted(audit.scalars()),
+            "events": sorted(tuple(r) for r in events),
+            **tables,
+        }
+
+
+async def test_a_failing_close_from_stale_scores_keeps_only_the_jobs_recalculation(
+    committed: Committed, arq_pool: ArqRedis, large: None
+) -> None:
+    """The job's full recalculation is committed before the close (derived numbers);
+    the failed close must leave nothing else: the world is what that recalculation
+    alone makes of its twin."""
+    sm = committed.sessionmaker
+    w, twin = await build(sm), await build(sm)  # scores stale: check-ins pending
+    for world in (w, twin):  # a target stored before today's bounds
+        async with tenant_session(sm, world.org_id) as s:
+            await s.execute(
+                update(KeyResult).where(KeyResult.id == world.krs[1]).values(target_value=1e16)
+            )
+    async with tenant_session(sm, twin.org_id) as s:
+        await full_recalculation(s, twin.org_id)
+    async with api(sm, arq_pool) as client:
+        queued = await close(client, w, carryOver="REBASELINE")
+        assert queued["job"]["state"] == "QUEUED", queued
+        stale = await graph_of(sm, w)
+        async with tenant_session(sm, w.org_id) as s:
+            before = await snapshot(s, w.org_id)
+        await run_worker(arq_pool, sm)  # recalculates (committed), grades, then refuses
+        failed = await job_of(client, w)
+    assert (failed["closeJob"]["state"], failed["closeJob"]["error"]) == ("FAILED", NUMBER_RULE)
+    async with tenant_session(sm, w.org_id) as s:
+        after = await snapshot(s, w.org_id)
+    derived = {"objectives", "key_results", "score_history", "outbox_events"}
+    assert {t for _, t in changed(before, after)} == derived | {"close_jobs"}
+    left = await graph_of(sm, w)
+    assert left != stale  # the recalculation stayed (Poor: 30 of 1e16)
+    assert sorted((t, p) for t, _, p, *_ in left["objectives"]) == [
+        ("Good", pytest.approx(0.8)),
+        ("Low", pytest.approx(0.1)),
+        ("Poor", pytest.approx(0.0, abs=1e-9)),
+    ]
+    expected = await graph_of(sm, twin)
+    expected["audit"] = sorted([*expected["audit"], "cycle.close_requested"])  # the request's
+    assert left == expected  # and nothing of the close
