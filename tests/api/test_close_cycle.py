@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.cycles.next_cycle import next_cycle_name, next_period
@@ -20,6 +20,7 @@ from okrgraph.domain.models import (
     Alignment,
     AuditEntry,
     CheckIn,
+    CloseJob,
     Cycle,
     KeyResult,
     KpiLink,
@@ -29,6 +30,7 @@ from okrgraph.domain.models import (
 )
 from okrgraph.domain.models.enums import (
     Cadence,
+    CloseJobState,
     CycleState,
     KeyResultDriver,
     KeyResultState,
@@ -41,6 +43,7 @@ from okrgraph.domain.scores.pending_events import process_pending_events
 from okrgraph.domain.scores.service import full_recalculation, sync_kpis
 from okrgraph.schema.node import to_global_id
 from tests.api.security.world import changed, snapshot
+from tests.api.statements import statements_on
 from tests.factories import (
     make_alignment,
     make_cycle,
@@ -553,3 +556,50 @@ async def test_only_admins_close(client: httpx.AsyncClient, db: AsyncSession) ->
         assert result["__typename"] == "Forbidden", result
     count = select(func.count()).select_from(Cycle).where(Cycle.state == CycleState.CLOSED)
     assert (await db.execute(count)).scalar_one() == 0
+
+
+# --- Cycle.closeJob ---------------------------------------------------------------------
+
+CYCLES_WITH_JOBS = "{ cycles(first: 50) { nodes { name closeJob { state objectives } } } }"
+
+
+async def test_listed_cycles_load_their_latest_close_jobs_in_one_statement(
+    client: httpx.AsyncClient,
+    db: AsyncSession,
+    app_engine: AsyncEngine,
+) -> None:
+    async def org_of(cycles: int) -> tuple[str, dict[str, Any]]:
+        """`cycles` cycles, each but the first with a FAILED close job, then a DONE one."""
+        org = await make_org(db)
+        _, token = await make_token(db, org.id, role=OrgRole.ADMIN, scopes=["read"])
+        expected: dict[str, Any] = {}
+        for n in range(cycles):
+            cycle = await make_cycle(db, org.id)
+            expected[cycle.name] = None
+            if n == 0:
+                continue
+            for age, state in ((2, CloseJobState.FAILED), (1, CloseJobState.DONE)):
+                db.add(
+                    CloseJob(
+                        org_id=org.id,
+                        id=uuid.uuid4(),
+                        cycle_id=cycle.id,
+                        state=state,
+                        carry_over="CARRY_REMAINDER",
+                        objectives=n * 10 + age,
+                        created_at=datetime.now(UTC) - timedelta(hours=age),
+                    )
+                )
+            expected[cycle.name] = {"state": "DONE", "objectives": n * 10 + 1}
+        await db.flush()
+        return token, expected
+
+    statements = []
+    for size in (2, 8):
+        token, expected = await org_of(size)
+        with statements_on(app_engine) as sql:
+            body = await data(client, token, CYCLES_WITH_JOBS)
+        listed = {c["name"]: c["closeJob"] for c in body["cycles"]["nodes"]}
+        assert listed == expected
+        statements.append(sum("close_jobs" in s for s in sql))
+    assert statements == [1, 1]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +35,7 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -150,15 +151,17 @@ async def live_job(session: AsyncSession, cycle_id: uuid.UUID) -> CloseJob | Non
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def latest_job(session: AsyncSession, cycle_id: uuid.UUID) -> CloseJob | None:
-    """The cycle's newest close job, if it ever had one."""
+async def latest_jobs(
+    session: AsyncSession, cycle_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, CloseJob]:
+    """Each cycle's newest close job, for those that ever had one (one statement)."""
     stmt = (
         select(CloseJob)
-        .where(CloseJob.cycle_id == cycle_id)
-        .order_by(CloseJob.created_at.desc(), CloseJob.id.desc())
-        .limit(1)
+        .where(CloseJob.cycle_id.in_(cycle_ids))
+        .ext(distinct_on(CloseJob.cycle_id))
+        .order_by(CloseJob.cycle_id, CloseJob.created_at.desc(), CloseJob.id.desc())
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return {job.cycle_id: job for job in (await session.execute(stmt)).scalars()}
 
 
 async def _graded_count(session: AsyncSession, cycle_id: uuid.UUID) -> int:

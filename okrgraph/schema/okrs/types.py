@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import strawberry
 
 from okrgraph.domain import clock, scoring
-from okrgraph.domain.cycles.close_jobs import latest_job
+from okrgraph.domain.cycles.close_jobs import latest_jobs
 from okrgraph.domain.graph.queries import Filter, Order
 from okrgraph.domain.models import Alignment as AlignmentRow
 from okrgraph.domain.models import Cycle as CycleRow
@@ -136,8 +136,7 @@ class Cycle(Node):
     async def close_job(self, info: Info) -> CloseJobRef | None:
         from okrgraph.schema.okrs.closing import CycleCloseJob  # it imports this module
 
-        async with info.context.db() as session:
-            row = await latest_job(session, self.row.id)
+        row = await info.context.loaders.batch("latest_close_job", latest_jobs).load(self.row.id)
         return CycleCloseJob(row=row) if row else None
 
 
