@@ -57,7 +57,8 @@ def emit(**line: Any) -> None:
 
 
 class Phases:
-    """The close's progress reports, timed: seconds per phase."""
+    """The close's progress reports, timed: seconds per phase (a phase entered again is
+    `<phase>_2`: the job's committed RECALCULATING, then the close's own)."""
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
@@ -67,6 +68,8 @@ class Phases:
 
     async def __call__(self, phase: str, counts: dict[str, int]) -> None:
         self._end()
+        if phase in self.seconds:
+            phase = f"{phase}_2"
         self.current, self.since = phase, time.perf_counter()
 
     def _end(self) -> None:
@@ -125,18 +128,24 @@ async def timed_close(
 
 
 async def timed_job(sm: async_sessionmaker[AsyncSession], org: Org) -> dict[str, Any]:
-    """The close as the worker runs a large one: queued by request_close, then run."""
+    """The close as the worker runs a large one: queued by request_close, then run;
+    `phases` as the job reports them (RECALCULATING: its committed full pass, up to the
+    close's own RECALCULATING_2; ANNOUNCING lasts up to the close's commit)."""
+    phases = Phases()
     started = time.perf_counter()
     async with tenant_session(sm, org.org_id) as s:
         job = await request_close(s, system_principal(org.org_id), org.cycle_id)
+    requested = time.perf_counter() - started
     assert isinstance(job, CloseJob), "below ASYNC_CLOSE_OBJECTIVES: closed in the request"
-    state = await run_close_job(sm, org.org_id, job.id)
+    state = await run_close_job(sm, org.org_id, job.id, observe=phases)
     seconds = round(time.perf_counter() - started, 2)
     async with tenant_session(sm, org.org_id) as s:
         done = await s.get(CloseJob, (org.org_id, job.id))
     assert done is not None
     return {
         "seconds": seconds,
+        "request_s": round(requested, 3),
+        "phases": phases.done(),
         "state": state.value if state else None,
         "error": done.error,
         "objectives_graded": done.objectives_graded,

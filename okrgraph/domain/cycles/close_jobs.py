@@ -192,9 +192,11 @@ async def run_close_job(
     queue: Any = None,
     *,
     now: datetime | None = None,
+    observe: Progress | None = None,
 ) -> CloseJobState | None:
     """Run a queued close (idempotent, see the module's docstring); the job's state
-    after this run (None: no such job)."""
+    after this run (None: no such job). `observe` is told each phase too, once it is
+    committed (bench/close_cycle.py times them)."""
     now = now or clock.now()  # one instant for the recalculation and the close
     async with unit_of_work(sessionmaker, org_id) as session:
         job = await session.get(CloseJob, (org_id, job_id), with_for_update=True)
@@ -204,7 +206,7 @@ async def run_close_job(
         job.attempts += 1
         principal, cycle_id = _principal(job), job.cycle_id
         policy, next_cycle_id = CarryOverPolicy(job.carry_over), job.next_cycle_id
-    progress = _reporter(sessionmaker, org_id, job_id)
+    progress = _reporter(sessionmaker, org_id, job_id, observe)
     try:
         await progress(ClosePhase.RECALCULATING.value, {})
         close = partial(
@@ -328,7 +330,10 @@ async def _bring_scores_current(
 
 
 def _reporter(
-    sessionmaker: async_sessionmaker[AsyncSession], org_id: uuid.UUID, job_id: uuid.UUID
+    sessionmaker: async_sessionmaker[AsyncSession],
+    org_id: uuid.UUID,
+    job_id: uuid.UUID,
+    observe: Progress | None = None,
 ) -> Progress:
     """Writes the close's progress into its job, each report committed on its own."""
 
@@ -339,6 +344,8 @@ def _reporter(
                 .where(CloseJob.id == job_id, CloseJob.state == CloseJobState.RUNNING)
                 .values(phase=ClosePhase(phase), **counts)
             )
+        if observe is not None:
+            await observe(phase, counts)
 
     return report
 
