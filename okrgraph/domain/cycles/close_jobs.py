@@ -19,8 +19,8 @@ Its progress (phase, counts) is written in short transactions of their own, so
 the API sees it while the close runs.
 A rerun after a crash finds RUNNING and closes again from scratch (nothing of
 the crashed attempt was committed); one after the commit finds DONE and does
-nothing; two at once queue on the cycle's lock and the second finds DONE. A
-close that fails rolls back whole and the job is FAILED with why.
+nothing; two at once queue on the roll-up lock (or the cycle's) and the second
+finds DONE. A close that fails rolls back whole and the job is FAILED with why.
 """
 
 from __future__ import annotations
