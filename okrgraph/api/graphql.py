@@ -52,11 +52,12 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from okrgraph.api import remembered
 from okrgraph.api.graphiql import graphiql_html
 from okrgraph.api.persisted import NOT_FOUND_CODE, PersistedQueryError, persisted_queries
 from okrgraph.api.ratelimit import AnonymousRateLimit
 from okrgraph.api.websocket import OkrTransportWSHandler
-from okrgraph.domain.auth.tokens import Authenticated, Principal, authenticate_in, touch
+from okrgraph.domain.auth.tokens import Authenticated, Principal, touch
 from okrgraph.domain.config import Settings
 from okrgraph.schema import schema as okr_schema
 from okrgraph.schema.context import Context
@@ -232,7 +233,9 @@ class OkrGraphQL(GraphQL[Context, None]):
                     f"Accept {GRAPHQL_RESPONSE} or {JSON}: no other media type is served.",
                 )
             await read_body(request)
-            response = self.anonymous.refusal(request, media_type) or await self.served(request)
+            response = self.anonymous.refusal(request, media_type) or await self.served(
+                request, media_type
+            )
         except PersistedQueryError as exc:
             # Not found is a request error (200 in legacy JSON); a malformed extension a 400.
             status = 200 if exc.code == NOT_FOUND_CODE and media_type == JSON else 400
@@ -251,11 +254,13 @@ class OkrGraphQL(GraphQL[Context, None]):
             response = json_response(error_body(INTERNAL_MESSAGE, "INTERNAL"), 500, media_type)
         await response(scope, receive, send)
 
-    async def served(self, request: Request) -> Response:
-        """`run`, then the request's session closed (its transaction rolled back unless
-        the operation committed it) and the token's last use recorded when due."""
+    async def served(self, request: Request, media_type: str) -> Response:
+        """A remembered answer (api/remembered.py) or `run`, then the request's session
+        closed (its transaction rolled back unless the operation committed it) and the
+        token's last use recorded when due."""
         try:
-            return await self.run(request)
+            token = bearer(request.headers)
+            return await remembered.answer(request, token, media_type) or await self.run(request)
         finally:
             session: AsyncSession | None = getattr(request.state, "session", None)
             if session is not None:
@@ -333,12 +338,8 @@ class OkrGraphQL(GraphQL[Context, None]):
             # The request's one transaction: the token is checked and the tenant set
             # by its first statement; the operation runs in it (TransactionExtension)
             # and `served` closes it.
-            session = request.state.session = app.state.sessionmaker()
-            authenticated = await authenticate_in(session, token)
-            if authenticated is None:
-                raise HTTPException(401, "Invalid, expired or revoked API token.")
-            request.state.authenticated = authenticated
-            principal = authenticated.principal
+            principal = await remembered.begin_request(request, token)
+            session = request.state.session
         return Context(
             request=request,
             sessionmaker=app.state.sessionmaker,

@@ -32,6 +32,24 @@ META_ROOT_FIELDS = frozenset({"__schema", "__type", "__typename"})
 _cache: OrderedDict[tuple[str, str | None, str], dict[str, Any]] = OrderedDict()
 
 
+def cache_key(
+    query: str, operation_name: str | None, variables: dict[str, Any] | None
+) -> tuple[str, str | None, str]:
+    return (query, operation_name, json.dumps(variables or {}, sort_keys=True, default=str))
+
+
+def remembered(
+    query: str, operation_name: str | None, variables: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The answer kept for a request repeating all three, else None: only answers of
+    operations that passed the limits and validation are kept (api/remembered.py)."""
+    key = cache_key(query, operation_name, variables)
+    data = _cache.get(key)
+    if data is not None:
+        _cache.move_to_end(key)
+    return data
+
+
 def introspection_only(document: DocumentNode, operation_name: str | None) -> bool:
     """Whether the operation to run selects only introspection fields at its root."""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
@@ -78,8 +96,7 @@ class IntrospectionCache(SchemaExtension):
             and ec.query is not None
             and introspection_only(ec.graphql_document, ec.operation_name)
         ):
-            variables = json.dumps(ec.variables or {}, sort_keys=True, default=str)
-            key = (ec.query, ec.operation_name, variables)
+            key = cache_key(ec.query, ec.operation_name, ec.variables)
             data = _cache.get(key)
             if data is not None:
                 _cache.move_to_end(key)

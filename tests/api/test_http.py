@@ -12,13 +12,14 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from okrgraph.api import graphql as view
+from okrgraph.api import remembered
 from okrgraph.api.app import create_app
 from okrgraph.domain import errors as domain
 from okrgraph.domain.config import Settings
 from okrgraph.domain.organizations import queries as org_queries
 from okrgraph.domain.seed import SeedResult
 from okrgraph.schema import extensions as schema_extensions
+from okrgraph.schema.compiled import extension as compiled_reads
 from okrgraph.schema.limits import MAX_REQUEST_BYTES
 from tests.api.statements import statements_after_auth
 
@@ -290,6 +291,7 @@ async def test_error_before_execution_is_masked_and_500(
         yield
 
     monkeypatch.setattr(schema_extensions, "operation_session", broken)
+    monkeypatch.setattr(compiled_reads, "store", compiled_reads.CompiledStore())  # not remembered
     response = await client.post(
         "/graphql", json={"query": QUERY}, headers=auth(demo.admin_token, GRAPHQL_RESPONSE)
     )
@@ -306,7 +308,7 @@ async def test_error_in_the_http_layer_is_masked_and_500(
     async def broken(*_: Any) -> None:
         raise RuntimeError(SECRET)
 
-    monkeypatch.setattr(view, "authenticate_in", broken)
+    monkeypatch.setattr(remembered, "authenticate_in", broken)
     response = await client.post("/graphql", json={"query": QUERY}, headers=auth(demo.admin_token))
     assert response.status_code == 500
     assert SECRET not in response.text

@@ -18,6 +18,7 @@ from okrgraph.domain.db import async_url
 from okrgraph.domain.models.enums import OrgRole
 from okrgraph.domain.seed import SeedResult
 from okrgraph.schema import extensions as schema_extensions
+from okrgraph.schema.compiled import extension as compiled_reads
 from okrgraph.schema.limits import MAX_COST, MAX_DOCUMENT_BYTES, MAX_NODES, MAX_PAGE_SIZE
 from okrgraph.schema.node import to_global_id
 from tests.api.statements import statements_after_auth
@@ -179,6 +180,7 @@ async def _unexpected(monkeypatch: pytest.MonkeyPatch) -> None:
         yield
 
     monkeypatch.setattr(schema_extensions, "operation_session", broken)
+    monkeypatch.setattr(compiled_reads, "store", compiled_reads.CompiledStore())  # not remembered
 
 
 ORG = "{ organization { name } }"

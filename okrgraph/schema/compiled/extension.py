@@ -18,6 +18,7 @@ from typing import Any
 from graphql import DocumentNode
 from graphql import ExecutionResult as GraphQLExecutionResult
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
@@ -74,6 +75,23 @@ class CompiledStore:
             raise NotCompilable(entry)  # a new one: raising a kept one grows its traceback
         return entry
 
+    def remembered(
+        self, query: str, operation_name: str | None, variables: dict[str, Any] | None
+    ) -> Compiled | None:
+        """The statement kept for a request repeating `query`, `operation_name` and
+        `variables`, else None. Only CompiledReads keeps one, after parsing,
+        validation and the limits passed, and all three depend on nothing else, so
+        a request that finds one would pass them too (api/remembered.py)."""
+        variables_text = variables_key(variables)
+        if variables_text is None:
+            return None
+        key = (query, operation_name, variables_text)
+        entry = self.entries.get(key)
+        if not isinstance(entry, Compiled):
+            return None
+        self.entries.move_to_end(key)
+        return entry
+
     def _put(self, key: tuple[str, str | None, str], entry: Compiled | str) -> None:
         size = _chars(key, entry)
         if size > self.max_chars:
@@ -125,11 +143,15 @@ class CompiledReads(SchemaExtension):
                 log.debug("not compiled: %s", reason)
             else:
                 async with ctx.db() as session:
-                    raw = (await session.execute(text(compiled.sql), compiled.params)).scalar_one()
-                if len(raw) > MAX_RESPONSE_BYTES:  # text: one byte or more per character
-                    ec.result = GraphQLExecutionResult(data=None, errors=[response_too_large()])
-                else:
-                    data = json.loads(raw, parse_int=_int) if isinstance(raw, str) else raw
-                    restore_floats(data, compiled.floats)
-                    ec.result = GraphQLExecutionResult(data=data, errors=None)
+                    ec.result = await run_compiled(session, compiled)
         yield
+
+
+async def run_compiled(session: AsyncSession, compiled: Compiled) -> GraphQLExecutionResult:
+    """The statement's answer as the operation's result (at most MAX_RESPONSE_BYTES)."""
+    raw = (await session.execute(text(compiled.sql), compiled.params)).scalar_one()
+    if len(raw) > MAX_RESPONSE_BYTES:  # text: one byte or more per character
+        return GraphQLExecutionResult(data=None, errors=[response_too_large()])
+    data = json.loads(raw, parse_int=_int) if isinstance(raw, str) else raw
+    restore_floats(data, compiled.floats)
+    return GraphQLExecutionResult(data=data, errors=None)
