@@ -7,12 +7,12 @@ compiled path (`CompiledStore.remembered`) or the introspection cache
 (`introspection.remembered`) passed parsing, validation and the limits then, and
 would pass them now: they depend on nothing else (the schema is fixed for the life
 of the process). So the view answers it directly, with the same statements (BEGIN,
-token + tenant, the compiled read, COMMIT; for introspection BEGIN, token + tenant,
-ROLLBACK when a token is sent), status, headers and bytes. Anything else goes the
-normal way, which also gives every error: GET, another content type, a
-persisted-query extension or any other member, a streaming Accept, no token for a
-read, a token without the `read` scope; and the read that fails or answers over
-MAX_RESPONSE_BYTES runs again the normal way, for its error.
+token + tenant, the compiled read, COMMIT; for introspection with a token only the
+token's check, in a transaction of its own: `check_token`), status, headers and
+bytes. Anything else goes the normal way, which also gives every error: GET,
+another content type, a persisted-query extension or any other member, a streaming
+Accept, no token for a read, a token without the `read` scope; and the read that
+fails or answers over MAX_RESPONSE_BYTES runs again the normal way, for its error.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import json
 from typing import Any
 
 from cross_web import HTTPException
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.http.parse_content_type import parse_content_type
@@ -44,6 +45,23 @@ async def begin_request(request: Request, token: str) -> Principal:
         raise HTTPException(401, INVALID_TOKEN)
     request.state.authenticated = authenticated
     return authenticated.principal
+
+
+async def check_token(request: Request, token: str) -> None:
+    """Only the token's check, for an answer that reads nothing else (introspection):
+    one statement in PostgreSQL's implicit transaction, no BEGIN and ROLLBACK around
+    it. When the app's sessions share one connection's transaction (tests), in it."""
+    bind = request.app.state.sessionmaker.kw.get("bind")
+    if not isinstance(bind, AsyncEngine):
+        await begin_request(request, token)
+        return
+    async with bind.connect() as connection:
+        alone = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        async with AsyncSession(bind=alone) as session:
+            authenticated = await authenticate_in(session, token)
+    if authenticated is None:
+        raise HTTPException(401, INVALID_TOKEN)
+    request.state.authenticated = authenticated
 
 
 def plain_operation(request: Request) -> tuple[str, str | None, dict[str, Any] | None] | None:
@@ -104,7 +122,7 @@ async def answer(request: Request, token: str | None, media_type: str) -> Respon
         await session.commit()
         data = result.data
     elif token is not None:
-        await begin_request(request, token)
+        await check_token(request, token)
     body = json.dumps({"data": data}, separators=(",", ":"))
     return Response(body, 200, media_type=f"{media_type}; charset=utf-8")
 
