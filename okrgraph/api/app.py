@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from okrgraph.api.graphiql import ASSETS_PATH
 from okrgraph.api.graphql import OkrGraphQL
@@ -122,7 +123,8 @@ def create_app(
                 await engine.dispose()
 
     graphql = OkrGraphQL(cfg)
-    return Starlette(
+    return App(
+        graphql,
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
@@ -133,6 +135,30 @@ def create_app(
         middleware=[cors(cfg)],
         lifespan=lifespan,
     )
+
+
+class App(Starlette):
+    """Starlette, but a `/graphql` GET or POST without an Origin header (no browser's
+    cross-origin call, which CORS answers) goes straight to the view: the error,
+    CORS and exception middlewares and the router do nothing for it (the view answers
+    every error itself) and cost ~0.04 ms of a request's ~1-2 (issue 11)."""
+
+    def __init__(self, graphql: OkrGraphQL, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.graphql = graphql
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == "/graphql"
+            and not scope.get("root_path")
+            and scope["method"] in ("GET", "POST")
+            and all(name != b"origin" for name, _ in scope["headers"])
+        ):
+            scope["app"] = self
+            await self.graphql(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def cors(cfg: Settings) -> Middleware:
