@@ -3,16 +3,18 @@ however long the longest path up from a leaf, and a loop in the alignments ends.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain.auth.tokens import system_principal
 from okrgraph.domain.key_results.service import record_check_in
 from okrgraph.domain.models import KeyResult, Objective
 from okrgraph.domain.models.enums import KeyResultDriver, ObjectiveDriver
+from okrgraph.domain.outbox.service import SCORE_CHANGED
 from okrgraph.domain.scores.service import full_recalculation
 from tests.worker.graphs import MIDWAY, GraphBuilder
 
@@ -66,3 +68,33 @@ async def test_a_loop_in_the_alignments_ends(db: AsyncSession, size: int) -> Non
     result = await full_recalculation(db, g.org_id, now=MIDWAY)
     assert result.nodes == 1 + size
     assert await progress(db, ring[0]) > 0.0  # its key result's term at least
+
+
+async def test_the_pass_writes_time_ordered_ids(db: AsyncSession) -> None:
+    """The pass's history rows and events (the objectives': the check-in wrote its key
+    result's itself) have UUIDv7 ids (sql.NEW_ID) of the pass's wall-clock
+    millisecond, so they append to their primary keys in order."""
+    g = await GraphBuilder.create(db)
+    parent = await g.objective(ObjectiveDriver.CHILDREN)
+    child = await g.objective()
+    kr = await g.kr(child)
+    await g.align(child, parent_objective=parent)
+    await record_check_in(
+        db, principal=system_principal(g.org_id), key_result_id=kr, value=40, now=MIDWAY
+    )
+    before = time.time_ns() // 1_000_000
+    await full_recalculation(db, g.org_id, now=MIDWAY)
+    after = time.time_ns() // 1_000_000
+    rows = await db.execute(
+        text(
+            "SELECT id FROM score_history WHERE subject_type = 'OBJECTIVE' UNION ALL "
+            "SELECT id FROM outbox_events WHERE type = :t AND subject_type = 'OBJECTIVE'"
+        ),
+        {"t": SCORE_CHANGED},
+    )
+    ids = [i for (i,) in rows.all()]
+    assert len(ids) == 4  # parent and child: a history row and an event each
+    for i in ids:
+        assert i.version == 7
+        assert i.variant == uuid.RFC_4122
+        assert before <= i.int >> 80 <= after

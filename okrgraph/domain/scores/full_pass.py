@@ -190,7 +190,10 @@ _LEVEL_SIZES = (
 )
 
 # rollup._RECORD's rows for all the pass's changes: the same history row (after
-# the subject's last record) and event per changed row.
+# the subject's last record) and event per changed row. Time-ordered ids (sql.NEW_ID)
+# and the history in subject order: each index takes its ~133k rows in key order,
+# not at random leaves: 2.6-3.4 s -> 2.4-3.1 s at 100k, more as the logs grow (the
+# history's insert alone into 133k rows: 2.2-2.4 s -> 1.0-1.3 s).
 _RECORD = f"""
 WITH last AS (
     SELECT h.subject_id AS id, max(h.recorded_at) AS at
@@ -200,12 +203,13 @@ WITH last AS (
 ),
 hist AS (
     INSERT INTO score_history (org_id, id, subject_type, subject_id, value, status, recorded_at)
-    SELECT CAST(:org AS uuid), gen_random_uuid(), c.kind, c.id, c.value, c.status,
+    SELECT CAST(:org AS uuid), {sql.NEW_ID}, c.kind, c.id, c.value, c.status,
            GREATEST(CAST(:now AS timestamptz), last.at + interval '1 microsecond')
     FROM pass_changes c LEFT JOIN last ON last.id = c.id
+    ORDER BY c.id
 )
 INSERT INTO outbox_events (org_id, id, type, subject_type, subject_id, payload, created_at)
-SELECT CAST(:org AS uuid), gen_random_uuid(), '{SCORE_CHANGED}', kind, id,
+SELECT CAST(:org AS uuid), {sql.NEW_ID}, '{SCORE_CHANGED}', kind, id,
        jsonb_build_object('value', value, 'status', status,
                           'previous_value', old_value, 'previous_status', old_status),
        CAST(:now AS timestamptz)
