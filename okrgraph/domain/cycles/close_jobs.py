@@ -63,7 +63,7 @@ from okrgraph.domain.models.enums import (
     SubjectType,
 )
 from okrgraph.domain.outbox.after_commit import AfterCommit, Job, unit_of_work
-from okrgraph.domain.scores.service import full_recalculation
+from okrgraph.domain.scores.service import full_recalculation, scores_lock_key
 
 log = logging.getLogger(__name__)
 
@@ -290,11 +290,11 @@ async def _close_in_job(
 async def _holding_scores(
     sessionmaker: async_sessionmaker[AsyncSession], org_id: uuid.UUID
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Sessions on one connection that holds the organisation's roll-up lock (the key
-    of scores.service.lock_scores, at session level) until the block ends; their own
+    """Sessions on one connection that holds the organisation's roll-up lock
+    (lock_scores' key, at session level) until the block ends; their own
     lock_scores takes it again at once, anyone else's waits."""
     engine = sessionmaker.kw["bind"]
-    key = {"key": f"okr.scores:{org_id}"}
+    key = {"key": scores_lock_key(org_id)}
     async with engine.connect() as conn:
         # waits as long as the job may (a roll-up holding it), not the app's timeout
         await conn.execute(text(f"SET LOCAL statement_timeout = '{JOB_STATEMENT_TIMEOUT_S}s'"))

@@ -136,6 +136,12 @@ async def sync_kpis(
     return await recalculate(session, org_id, key_result_ids=changed, now=now, pace=pace)
 
 
+def scores_lock_key(org_id: uuid.UUID) -> str:
+    """The advisory lock key that serialises an organisation's roll-ups (lock_scores;
+    the close job holds it at session level across its recalculation and close)."""
+    return f"okr.scores:{org_id}"
+
+
 async def lock_scores(session: AsyncSession, org_id: uuid.UUID, *, wait: bool = True) -> bool:
     """Serialise the organisation's roll-ups until the transaction ends.
 
@@ -147,8 +153,7 @@ async def lock_scores(session: AsyncSession, org_id: uuid.UUID, *, wait: bool = 
     # (JIT is off for every app connection, domain/db.py: it cost ~0.8 s a roll-up.)
     fn = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
     got = await session.scalar(
-        text(f"SELECT {fn}(hashtextextended('okr.scores:' || :org, 0))::text"),
-        {"org": str(org_id)},
+        text(f"SELECT {fn}(hashtextextended(:key, 0))::text"), {"key": scores_lock_key(org_id)}
     )
     return wait or got == "true"
 
