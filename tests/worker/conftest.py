@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from arq import create_pool
+from arq import Worker, create_pool
 from arq.connections import ArqRedis, RedisSettings
+from arq.typing import WorkerCoroutine
+from arq.worker import Function
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -65,6 +67,22 @@ async def arq_pool(worker_redis_url: str) -> AsyncIterator[ArqRedis]:
     pool = await create_pool(RedisSettings.from_dsn(worker_redis_url))
     yield pool
     await pool.aclose()
+
+
+async def run_burst(
+    pool: ArqRedis, functions: list[Function | WorkerCoroutine], **ctx: Any
+) -> None:
+    """A real arq worker over `pool` running `functions` with `ctx`, until the queue
+    is empty (burst), polling every 10 ms."""
+    worker = Worker(
+        functions=functions,
+        redis_pool=pool,
+        burst=True,
+        poll_delay=0.01,
+        handle_signals=False,
+        ctx=ctx,
+    )
+    await worker.main()
 
 
 @dataclass

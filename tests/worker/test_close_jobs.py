@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from arq import Worker
 from arq.connections import ArqRedis
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -34,7 +33,7 @@ from okrgraph.schema.node import to_global_id
 from okrgraph.worker.jobs.close_jobs import close_cycle_job, relay_close_jobs
 from tests.api.security.world import changed, snapshot
 from tests.gql import data
-from tests.worker.conftest import Committed
+from tests.worker.conftest import Committed, run_burst
 from tests.worker.graphs import GraphBuilder
 from tests.worker.test_jobs import admin_token
 
@@ -116,15 +115,7 @@ async def job_of(client: httpx.AsyncClient, w: World) -> dict[str, Any]:
 
 
 async def run_worker(pool: ArqRedis, sm: async_sessionmaker[AsyncSession]) -> None:
-    worker = Worker(
-        functions=[close_cycle_job],
-        redis_pool=pool,
-        burst=True,
-        poll_delay=0.01,
-        handle_signals=False,
-        ctx={"sessionmaker": sm},
-    )
-    await worker.main()  # burst: returns once the queue is empty
+    await run_burst(pool, [close_cycle_job], sessionmaker=sm)
 
 
 async def count(sm: async_sessionmaker[AsyncSession], w: World, model: Any) -> int:

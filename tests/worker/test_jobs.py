@@ -11,7 +11,6 @@ import httpx
 import pytest
 from arq import func
 from arq.connections import ArqRedis
-from arq.worker import Worker
 from sqlalchemy import func as sqlfunc
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,7 +37,7 @@ from okrgraph.worker.jobs.kpis import sync_kpi_key_results
 from okrgraph.worker.jobs.outbox import refresh_scores, relay_outbox
 from okrgraph.worker.jobs.scores import full_recalculation as full_recalculation_job
 from okrgraph.worker.jobs.scores import recalculate_scores
-from tests.worker.conftest import Committed, build_company
+from tests.worker.conftest import Committed, build_company, run_burst
 
 
 async def check_in(
@@ -156,15 +155,7 @@ async def test_a_burst_of_requests_coalesces_into_one_job_per_window(arq_pool: A
 
 
 async def run_worker_burst(pool: ArqRedis, sm: async_sessionmaker[AsyncSession]) -> None:
-    worker = Worker(
-        functions=[func(recalculate_scores, keep_result=0)],
-        redis_pool=pool,
-        burst=True,
-        poll_delay=0.01,
-        handle_signals=False,
-        ctx={"sessionmaker": sm},
-    )
-    await worker.main()  # burst: returns once the queue is empty
+    await run_burst(pool, [func(recalculate_scores, keep_result=0)], sessionmaker=sm)
 
 
 async def test_a_flood_of_check_ins_is_a_few_recomputations(

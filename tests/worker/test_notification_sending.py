@@ -26,7 +26,6 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from arq import func
 from arq.connections import ArqRedis
-from arq.worker import Worker
 from sqlalchemy import select
 
 from okrgraph.domain import clock
@@ -45,7 +44,7 @@ from okrgraph.worker.jobs.webhooks import http_client
 from okrgraph.worker.settings import WorkerSettings
 from tests.factories import make_notification_send, make_org, make_person
 from tests.webhook_receiver import Receiver
-from tests.worker.conftest import Committed
+from tests.worker.conftest import Committed, run_burst
 
 FROM = "okrgraph <notify@okr.example>"
 
@@ -403,19 +402,13 @@ async def test_notify_to_the_inbox_of_an_smtp_server_through_the_worker(
     async with unit_of_work(committed.sessionmaker, org.id, arq_pool) as s:
         note = Note(NotificationKind.CHECK_IN_DUE, "Time to check in", "Two are due.", "due:1")
         assert await notify(s, org.id, [person.id], note) == 2  # inbox + e-mail
-    worker = Worker(
-        functions=[func(send_notifications)],
-        redis_pool=arq_pool,
-        burst=True,
-        poll_delay=0.01,
-        handle_signals=False,
-        ctx={
-            "sessionmaker": committed.sessionmaker,
-            "http": client,
-            "mailer": SmtpMailer("127.0.0.1", port, tls="none"),
-        },
+    await run_burst(
+        arq_pool,
+        [func(send_notifications)],
+        sessionmaker=committed.sessionmaker,
+        http=client,
+        mailer=SmtpMailer("127.0.0.1", port, tls="none"),
     )
-    await worker.main()
     [message] = sink.messages()
     assert message["Subject"] == "Time to check in"
     assert sink.envelopes[0].rcpt_tos == [person.email]

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from arq import func
 from arq.connections import ArqRedis
-from arq.worker import Worker
 from sqlalchemy import select
 
 from okrgraph.domain.db import tenant_session
@@ -27,7 +26,7 @@ from tests.factories import (
     make_outbox_event,
     make_webhook_delivery,
 )
-from tests.worker.conftest import Committed
+from tests.worker.conftest import Committed, run_burst
 
 RETENTION_H = 24.0
 
@@ -44,19 +43,13 @@ def custom_consumer() -> Iterator[retention.Consumer]:
 async def run_prune(pool: ArqRedis, committed: Committed, batch: int) -> int:
     job = await pool.enqueue_job("prune_outbox")
     assert job is not None
-    worker = Worker(
-        functions=[func(prune_outbox, name="prune_outbox")],
-        redis_pool=pool,
-        burst=True,
-        poll_delay=0.01,
-        handle_signals=False,
-        ctx={
-            "sessionmaker": committed.sessionmaker,
-            "outbox_retention_hours": RETENTION_H,
-            "outbox_prune_batch": batch,
-        },
+    await run_burst(
+        pool,
+        [func(prune_outbox, name="prune_outbox")],
+        sessionmaker=committed.sessionmaker,
+        outbox_retention_hours=RETENTION_H,
+        outbox_prune_batch=batch,
     )
-    await worker.main()
     return int(await job.result(timeout=5))
 
 

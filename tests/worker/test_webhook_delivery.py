@@ -17,7 +17,6 @@ import httpx
 import pytest
 from arq import func
 from arq.connections import ArqRedis
-from arq.worker import Worker
 from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook
 
@@ -51,7 +50,7 @@ from okrgraph.worker.jobs.webhooks import deliver_webhooks, http_client, sweep_w
 from okrgraph.worker.settings import WorkerSettings
 from tests.factories import make_org, make_person, make_webhook_delivery, make_webhook_endpoint
 from tests.webhook_receiver import HANG, Receiver, Request
-from tests.worker.conftest import Committed
+from tests.worker.conftest import Committed, run_burst
 
 
 @pytest.fixture
@@ -364,15 +363,12 @@ async def test_the_sweep_enqueues_the_job_that_delivers(
         await s.execute(update(WebhookDelivery).values(next_attempt_at=st.now + timedelta(hours=1)))
     job = await arq_pool.enqueue_job("sweep_webhooks")
     assert job is not None
-    worker = Worker(
-        functions=[func(sweep_webhooks, name="sweep_webhooks"), func(deliver_webhooks)],
-        redis_pool=arq_pool,
-        burst=True,
-        poll_delay=0.01,
-        handle_signals=False,
-        ctx={"sessionmaker": committed.sessionmaker, "http": client},
+    await run_burst(
+        arq_pool,
+        [func(sweep_webhooks, name="sweep_webhooks"), func(deliver_webhooks)],
+        sessionmaker=committed.sessionmaker,
+        http=client,
     )
-    await worker.main()
     assert await job.result(timeout=5) == 1
     assert {d.status for d in await deliveries(committed, st)} == {DeliveryStatus.SUCCEEDED}
     assert sorted(receiver.ids()) == sorted(str(e) for e in st.events)
