@@ -56,6 +56,7 @@ from okrgraph.api import remembered
 from okrgraph.api.graphiql import graphiql_html
 from okrgraph.api.persisted import NOT_FOUND_CODE, PersistedQueryError, persisted_queries
 from okrgraph.api.ratelimit import AnonymousRateLimit
+from okrgraph.api.transaction import begin_request
 from okrgraph.api.websocket import OkrTransportWSHandler
 from okrgraph.domain.auth.tokens import Authenticated, Principal, touch
 from okrgraph.domain.config import Settings
@@ -338,7 +339,7 @@ class OkrGraphQL(GraphQL[Context, None]):
             # The request's one transaction: the token is checked and the tenant set
             # by its first statement; the operation runs in it (TransactionExtension)
             # and `served` closes it.
-            principal = await remembered.begin_request(request, token)
+            principal = await begin_request(request, token)
             session = request.state.session
         return Context(
             request=request,

@@ -20,48 +20,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cross_web import HTTPException
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.utils.operation import get_first_operation
 
-from okrgraph.domain.auth.tokens import Principal, authenticate_in
+from okrgraph.api.transaction import begin_request, check_token
 from okrgraph.schema import documents, introspection
 from okrgraph.schema.compiled import extension as compiled_reads
 
 MEMBERS = frozenset({"query", "variables", "operationName"})
 STREAMING = ("multipart/mixed", "text/event-stream")
-INVALID_TOKEN = "Invalid, expired or revoked API token."
-
-
-async def begin_request(request: Request, token: str) -> Principal:
-    """The request's one transaction, its first statement checking the token and
-    setting the tenant (401 for a bad token); `served` closes it."""
-    session = request.state.session = request.app.state.sessionmaker()
-    authenticated = await authenticate_in(session, token)
-    if authenticated is None:
-        raise HTTPException(401, INVALID_TOKEN)
-    request.state.authenticated = authenticated
-    return authenticated.principal
-
-
-async def check_token(request: Request, token: str) -> None:
-    """Only the token's check, for an answer that reads nothing else (introspection):
-    one statement in PostgreSQL's implicit transaction, no BEGIN and ROLLBACK around
-    it. When the app's sessions share one connection's transaction (tests), in it."""
-    bind = request.app.state.sessionmaker.kw.get("bind")
-    if not isinstance(bind, AsyncEngine):
-        await begin_request(request, token)
-        return
-    async with bind.connect() as connection:
-        alone = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        async with AsyncSession(bind=alone) as session:
-            authenticated = await authenticate_in(session, token)
-    if authenticated is None:
-        raise HTTPException(401, INVALID_TOKEN)
-    request.state.authenticated = authenticated
 
 
 def plain_operation(request: Request) -> tuple[str, str | None, dict[str, Any] | None] | None:

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from okrgraph.api import graphql as view
-from okrgraph.api import remembered
+from okrgraph.api import transaction
 from okrgraph.domain.auth.tokens import authenticate_in, touch
 
 # A test's sessions are savepoints of its transaction: their statements stand in for
@@ -49,7 +49,7 @@ def statements_after_auth(
         if authenticated and not touching and not SAVEPOINTS.match(statement):
             seen.append(statement)
 
-    monkeypatch.setattr(remembered, "authenticate_in", checked)
+    monkeypatch.setattr(transaction, "authenticate_in", checked)
     monkeypatch.setattr(view, "touch", touched)
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from okrgraph.api import remembered
+from okrgraph.api import transaction
 from okrgraph.api.app import create_app
 from okrgraph.domain import errors as domain
 from okrgraph.domain.config import Settings
@@ -308,7 +308,7 @@ async def test_error_in_the_http_layer_is_masked_and_500(
     async def broken(*_: Any) -> None:
         raise RuntimeError(SECRET)
 
-    monkeypatch.setattr(remembered, "authenticate_in", broken)
+    monkeypatch.setattr(transaction, "authenticate_in", broken)
     response = await client.post("/graphql", json={"query": QUERY}, headers=auth(demo.admin_token))
     assert response.status_code == 500
     assert SECRET not in response.text
