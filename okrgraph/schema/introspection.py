@@ -43,7 +43,10 @@ def remembered(
 ) -> dict[str, Any] | None:
     """The answer kept for a request repeating all three, else None: only answers of
     operations that passed the limits and validation are kept (api/remembered.py)."""
-    key = cache_key(query, operation_name, variables)
+    return _kept(cache_key(query, operation_name, variables))
+
+
+def _kept(key: tuple[str, str | None, str]) -> dict[str, Any] | None:
     data = _cache.get(key)
     if data is not None:
         _cache.move_to_end(key)
@@ -97,9 +100,8 @@ class IntrospectionCache(SchemaExtension):
             and introspection_only(ec.graphql_document, ec.operation_name)
         ):
             key = cache_key(ec.query, ec.operation_name, ec.variables)
-            data = _cache.get(key)
+            data = _kept(key)
             if data is not None:
-                _cache.move_to_end(key)
                 ec.result = GraphQLExecutionResult(data=data, errors=None)
                 key = None
         yield

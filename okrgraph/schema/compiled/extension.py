@@ -61,10 +61,8 @@ class CompiledStore:
             if query is None or variables_text is None
             else (query, operation_name, variables_text)
         )
-        entry = self.entries.get(key) if key is not None else None
-        if key is not None and entry is not None:
-            self.entries.move_to_end(key)
-        else:
+        entry = self._kept(key) if key is not None else None
+        if entry is None:
             try:
                 entry = compile_query(document, operation_name, variables)
             except NotCompilable as reason:
@@ -85,11 +83,13 @@ class CompiledStore:
         variables_text = variables_key(variables)
         if variables_text is None:
             return None
-        key = (query, operation_name, variables_text)
+        entry = self._kept((query, operation_name, variables_text))
+        return entry if isinstance(entry, Compiled) else None
+
+    def _kept(self, key: tuple[str, str | None, str]) -> Compiled | str | None:
         entry = self.entries.get(key)
-        if not isinstance(entry, Compiled):
-            return None
-        self.entries.move_to_end(key)
+        if entry is not None:
+            self.entries.move_to_end(key)
         return entry
 
     def _put(self, key: tuple[str, str | None, str], entry: Compiled | str) -> None:
