@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from okrgraph.domain import clock
@@ -41,7 +41,7 @@ from okrgraph.domain.models.enums import ClosePhase, CycleState, Outcome, Subjec
 from okrgraph.domain.objectives.service import OBJECTIVE_CHANGED
 from okrgraph.domain.outbox.after_commit import AfterCommit
 from okrgraph.domain.outbox.jobs import Dispatch
-from okrgraph.domain.outbox.service import emit, recalc_payload
+from okrgraph.domain.outbox.service import emit, recalc_payload, recalc_pending
 from okrgraph.domain.scores.rollup import RecalcResult
 from okrgraph.domain.scores.service import full_recalculation, lock_scores
 
@@ -210,19 +210,9 @@ async def _current_scores(
     changes to announce (none when a committed pass is still current, see close_cycle)."""
     if held:
         await lock_scores(session, org_id)  # the caller's own: taken at once
-        if not await _recalc_pending(session, org_id):
+        if not await recalc_pending(session, org_id):
             return RecalcResult()
     return await full_recalculation(session, org_id, now=now)
-
-
-async def _recalc_pending(session: AsyncSession, org_id: uuid.UUID) -> bool:
-    """Whether a committed change waits for the score pipeline (every change to what
-    scores are made of names its subjects in an event's `recalc`, DESIGN.md section 4)."""
-    pending = text(
-        "SELECT EXISTS (SELECT 1 FROM outbox_events WHERE org_id = CAST(:org AS uuid)"
-        " AND processed_at IS NULL AND payload ? 'recalc')"
-    )
-    return bool(await session.scalar(pending, {"org": org_id}))
 
 
 def check_closable(cycle: Cycle) -> None:

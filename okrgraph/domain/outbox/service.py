@@ -131,6 +131,16 @@ class Claimed:
             self.through = max(other.through, self.through or other.through)
 
 
+async def recalc_pending(session: AsyncSession, org_id: uuid.UUID) -> bool:
+    """Whether a committed change waits for the score pipeline (every change to what
+    scores are made of names its subjects in an event's `recalc`, DESIGN.md section 4)."""
+    pending = text(
+        "SELECT EXISTS (SELECT 1 FROM outbox_events WHERE org_id = CAST(:org AS uuid)"
+        " AND processed_at IS NULL AND payload ? 'recalc')"
+    )
+    return bool(await session.scalar(pending, {"org": org_id}))
+
+
 async def claim_recalc_events(session: AsyncSession, org_id: uuid.UUID, limit: int) -> Claimed:
     """Lock up to `limit` pending recalculation events, skipping ones another job holds."""
     rows = await session.execute(
